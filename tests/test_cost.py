@@ -1,0 +1,71 @@
+"""Parameters, FLOPs (multiply-adds), latency and training memory."""
+
+import pytest
+import torch
+
+from scalelab.arch.build import build
+from scalelab.arch.scaling import compound_family
+from scalelab.arch.zoo import get_preset
+from scalelab.cost import cost, count_flops, measure_latency, training_memory
+
+
+def test_seed_table_2_figures_with_10_classes():
+    b0 = cost(get_preset("efficientnet_b0", 10))
+    assert round(b0.params / 1e6, 2) == 4.02
+    assert b0.flops == pytest.approx(398.1e6, rel=0.005)  # seed: 398.1 MMac
+    r152 = cost(get_preset("resnet152", 10))
+    assert round(r152.params / 1e6, 2) == 58.16
+    assert r152.flops == pytest.approx(11.58e9, rel=0.01)  # seed: 11.58 GMac
+    base = cost(get_preset("baseline_convnet", 10))
+    assert base.params == pytest.approx(1.46e6, rel=0.01)  # seed: 1.46M, 39.97 MMac
+    assert base.flops == pytest.approx(39.97e6, rel=0.03)
+
+
+def test_convolution_flops_match_hand_count():
+    # Baseline ConvNet at 32 px: 3x3 convs 3->64 @32x32, 64->128 @16x16, 128->256 @8x8.
+    convs = 9 * (3 * 64 * 32 * 32 + 64 * 128 * 16 * 16 + 128 * 256 * 8 * 8)
+    linears = 4096 * 256 + 256 * 128 + 128 * 10
+    flops, _ = count_flops(build(get_preset("baseline_convnet", 10)), 32)
+    batch_norm_and_pool = 2 * (64 * 32 * 32 + 128 * 16 * 16 + 256 * 8 * 8) + 256 * 8 * 8
+    assert flops == convs + linears + batch_norm_and_pool
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0_32", "efficientnet_v2_s_32", "resnet18_32",
+                                  "resnet50_32", "baseline_convnet"])
+def test_every_operator_is_counted_or_declared_free(name):
+    # One preset per operator family: which operators appear does not depend on the size.
+    assert cost(get_preset(name, 10)).uncounted_ops == ()
+
+
+def test_compound_family_flops_grow_as_predicted():
+    """Measured/predicted FLOPs for alpha=1.2, beta=1.1, gamma=1.15 on B0 stays in [1.0, 1.4].
+
+    Layer counts are rounded up (a one-layer stage gets two at d = 1.2), so the measured growth
+    overshoots (alpha * beta^2 * gamma^2)^phi, most at small phi; it never undershoots.
+    """
+    family = compound_family(get_preset("efficientnet_b0"), 1.2, 1.1, 1.15, [0, 1, 2, 3])
+    flops = [cost(spec).flops for _, _, spec in family]
+    ratios = [f / flops[0] / scale.flops_multiplier for f, (_, scale, _) in zip(flops, family)]
+    print("measured / predicted FLOPs ratio at phi 0..3:", [round(r, 3) for r in ratios])
+    assert ratios[0] == 1.0
+    assert all(1.0 <= r <= 1.4 for r in ratios)
+    assert flops == sorted(flops)
+
+
+def test_latency_and_memory_are_measured():
+    spec = get_preset("baseline_convnet", 10)
+    model = build(spec)
+    lat = measure_latency(model, 32, 4, warmup=1, repeats=3)
+    assert lat.median_ms > 0 and lat.images_per_s == pytest.approx(4 / (lat.median_ms / 1e3))
+    small, large = (training_memory(model, 32, b) for b in (8, 32))
+    params_bytes = 4 * sum(p.numel() for p in model.parameters())
+    assert small > 4 * params_bytes  # weights, grads and two Adam moments at least
+    assert large > small  # saved activations grow with the batch
+    assert model.training and all(p.grad is None for p in model.parameters())
+
+
+def test_flop_count_leaves_model_mode_alone():
+    model = build(get_preset("efficientnet_b0_32", 10)).train()
+    count_flops(model, 32)
+    assert model.training
+    assert torch.isfinite(model(torch.randn(2, 3, 32, 32))).all()
