@@ -112,6 +112,66 @@ def family_command(
     _emit(rows, as_json, text)
 
 
+@app.command("train")
+def train_command(
+    model: Annotated[str, typer.Argument(help="Preset name or spec JSON file.")],
+    dataset: Annotated[str, typer.Option(help="cifar10-mini, cifar10, cifar10-3class, cifar100, imagefolder:PATH.")] = "cifar10-mini",
+    data_dir: Annotated[Optional[str], typer.Option(help="Data root (default: $SCALELAB_DATA, then the user cache).")] = None,
+    download: Annotated[bool, typer.Option("--download", help="Fetch missing official archives.")] = False,
+    epochs: Annotated[Optional[float], typer.Option(help="Budget in epochs (default 10 when no other budget).")] = None,
+    max_images: Annotated[Optional[int], typer.Option(help="Budget in training images.")] = None,
+    max_seconds: Annotated[Optional[float], typer.Option(help="Budget in seconds of training.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 128,
+    optimizer: Annotated[str, typer.Option(help="adam or sgd (Nesterov).")] = "adam",
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default 1e-3 Adam, 0.1*batch/256 SGD).")] = None,
+    weight_decay: Annotated[float, typer.Option()] = 5e-5,
+    warmup: Annotated[float, typer.Option(help="Fraction of the budget for linear warm-up.")] = 0.05,
+    label_smoothing: Annotated[float, typer.Option()] = 0.0,
+    augment: Annotated[str, typer.Option(help="affine (rotation/shift/zoom/flip), crop or none.")] = "affine",
+    dropout: Annotated[Optional[float], typer.Option(help="Override the head dropout.")] = None,
+    drop_path: Annotated[Optional[float], typer.Option(help="Override the stochastic-depth rate.")] = None,
+    resolution: Annotated[Optional[int], typer.Option(min=1, help="Input size in px (default: the model's).")] = None,
+    val_fraction: Annotated[float, typer.Option(help="Share of each training class held out for validation.")] = 0.1,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    test: Annotated[bool, typer.Option("--test/--no-test", help="Evaluate the test split once at the end.")] = True,
+    out: Annotated[Optional[str], typer.Option(help="Write the JSON result to this file.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train one model with the short-trial trainer and report its accuracy curve."""
+    from pathlib import Path
+
+    from scalelab.arch.zoo import make_spec
+    from scalelab.data import load_dataset, split_validation
+    from scalelab.device import pick_device
+    from scalelab.train import TrainConfig, train
+
+    dev = pick_device(device)
+    data = load_dataset(dataset, data_dir, download=download)
+    spec = make_spec(model, num_classes=data.num_classes, resolution=resolution)
+    budgets = dict(epochs=epochs, max_images=max_images, max_seconds=max_seconds)
+    if all(v is None for v in budgets.values()):
+        budgets["epochs"] = 10.0
+    elif epochs is None:
+        budgets["epochs"] = float("inf")
+    config = TrainConfig(**budgets, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                         weight_decay=weight_decay, warmup=warmup, label_smoothing=label_smoothing,
+                         augment=augment, dropout=dropout, drop_path=drop_path, seed=seed)
+    splits = split_validation(data, val_fraction, seed)
+    result = train(spec, splits, config, device=dev, evaluate_test=test, progress=not as_json)
+    record = result.to_dict()
+    if out:
+        Path(out).write_text(json.dumps(record, indent=2))
+    lines = [f"{spec.name} on {data.name} ({dev}): validation accuracy {100 * result.val_acc:.2f}% "
+             f"(val split, {len(splits.val[1]):,} images)"]
+    if result.test_acc is not None:
+        lines.append(f"test accuracy {100 * result.test_acc:.2f}% (test split, {len(splits.test[1]):,} images)")
+    lines.append(f"{result.images_seen:,} training images in {result.train_s:.1f} s of training "
+                 f"({result.images_per_s:,.0f} images/s); {result.wall_s:.1f} s in all")
+    text = "\n".join(lines)
+    _emit(record, as_json, text)
+
+
 def _describe(name: str, *, as_json: bool, latency: bool = False, batch_size: int = 64,
               device: str = "auto", **scaling: Any) -> None:
     from scalelab.arch.zoo import make_spec

@@ -1,0 +1,345 @@
+"""The short-trial trainer: data held on the device as uint8 tensors, batches cut from a permutation,
+augmentation vectorised over the batch (the airbench way), no DataLoader and no per-image Python.
+
+A budget is epochs, images or seconds (whichever runs out first); the learning-rate schedule follows
+the fraction of the budget used, so a time-boxed trial still warms up and anneals fully.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from scalelab.arch.build import build
+from scalelab.arch.spec import NetworkSpec
+from scalelab.data import Splits
+from scalelab.data.augment import random_affine, random_crop_flip, resize_batch
+from scalelab.errors import ScalelabError, TrainingError
+
+AUGMENTATIONS = ("affine", "crop", "none")
+OPTIMIZERS = ("adam", "sgd")
+# Per-channel mean and standard deviation of CIFAR-10's training images, on a 0..1 scale.
+_MEAN = (0.4914, 0.4822, 0.4465)
+_STD = (0.2470, 0.2435, 0.2616)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train one trial. ``epochs``, ``max_images`` and ``max_seconds`` are budgets: training
+    stops when the first of them runs out.
+
+    ``augment='affine'`` is the seed report's recipe (random rotation, shift, zoom, plus flip);
+    ``'crop'`` is the cheaper pad-and-crop + flip. ``dropout`` and ``drop_path`` override the spec's
+    head dropout and stochastic-depth rate when set.
+    """
+
+    epochs: float = 10.0
+    max_images: int | None = None
+    max_seconds: float | None = None
+    batch_size: int = 128
+    optimizer: str = "adam"
+    lr: float | None = None  # default: 1e-3 for Adam, 0.1 x batch/256 for SGD
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-5
+    warmup: float = 0.05  # fraction of the budget spent warming the learning rate up linearly
+    schedule: str = "cosine"  # or "constant"
+    label_smoothing: float = 0.0
+    augment: str = "affine"
+    rotation: float = 15.0
+    shift: float = 0.1
+    zoom: float = 0.1
+    dropout: float | None = None
+    drop_path: float | None = None
+    seed: int = 0
+    amp: bool = True  # bfloat16 autocast, on CUDA only
+    channels_last: bool | None = None  # None: on for CUDA, off on the CPU (slower there for depthwise)
+    eval_batch_size: int = 512
+
+    def __post_init__(self) -> None:
+        if any(v is not None and not v > 0 for v in (self.epochs, self.max_images, self.max_seconds)):
+            raise ScalelabError("budgets (--epochs, --max-images, --max-seconds) must be positive")
+        if self.batch_size < 1:
+            raise ScalelabError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ScalelabError(f"unknown optimizer '{self.optimizer}'; use {' or '.join(OPTIMIZERS)}")
+        if self.augment not in AUGMENTATIONS:
+            raise ScalelabError(f"unknown augmentation '{self.augment}'; use one of {', '.join(AUGMENTATIONS)}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ScalelabError(f"unknown schedule '{self.schedule}'; use cosine or constant")
+        if not 0 <= self.warmup < 1 or not 0 <= self.label_smoothing < 1:
+            raise ScalelabError("warmup and label smoothing must be in [0, 1)")
+
+    @property
+    def base_lr(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        return 1e-3 if self.optimizer == "adam" else 0.1 * self.batch_size / 256
+
+
+@dataclass
+class EpochRecord:
+    """One point of the validation curve (``val_acc`` is a fraction of the validation split)."""
+
+    epoch: float
+    images_seen: int
+    train_loss: float
+    train_acc: float
+    val_acc: float
+    wall_s: float
+
+
+@dataclass
+class TrainResult:
+    """What a trial produced; ``to_dict`` is the machine-readable record."""
+
+    model: str
+    dataset: str
+    device: str
+    resolution: int
+    curve: list[EpochRecord] = field(default_factory=list)
+    val_acc: float = float("nan")
+    test_acc: float | None = None
+    wall_s: float = 0.0
+    train_s: float = 0.0
+    images_seen: int = 0
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def images_per_s(self) -> float:
+        """Training throughput, excluding evaluation."""
+        return self.images_seen / self.train_s if self.train_s else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["images_per_s"] = self.images_per_s
+        d["splits"] = {"val_acc": "val (held out from train)", "test_acc": "test"}
+        return d
+
+
+EpochCallback = Callable[[EpochRecord], None]
+
+
+def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig(), *,
+          device: torch.device | str = "cpu", on_epoch: EpochCallback | None = None,
+          evaluate_test: bool = False, progress: bool = True) -> TrainResult:
+    """Train ``spec`` on ``splits.train``, validating on ``splits.val`` after every epoch.
+
+    ``on_epoch`` sees each validation point and may raise (an Optuna pruning signal, say) to stop the
+    trial. A non-finite loss raises :class:`TrainingError`. The test split is evaluated only when
+    ``evaluate_test`` is set, once, at the end.
+    """
+    device = torch.device(device)
+    started = time.perf_counter()
+    if spec.num_classes != len(splits.classes):
+        raise ScalelabError(f"model has {spec.num_classes} outputs but dataset '{splits.name}' has "
+                            f"{len(splits.classes)} classes; build the model with --classes "
+                            f"{len(splits.classes)}")
+    spec = _with_regularisation(spec, config)
+    torch.manual_seed(config.seed)
+    model = build(spec).to(device)
+    channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    x_train, y_train = _to_device(splits.train, device)
+    x_val, y_val = _to_device(splits.val, device)
+    n = len(y_train)
+    if n == 0:
+        raise ScalelabError(f"dataset '{splits.name}' has no training images")
+
+    optimizer = _optimizer(model, config)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    batch = _BatchMaker(spec.resolution, config, generator, channels_last)
+    result = TrainResult(model=spec.name, dataset=splits.name, device=str(device),
+                         resolution=spec.resolution, config=dataclasses.asdict(config))
+    budget = _Budget(config, n)
+    amp = config.amp and device.type == "cuda"
+    bar = _ProgressLine(spec.name, enabled=progress)
+    train_s = 0.0
+    while not budget.done(result.images_seen, train_s):
+        model.train()
+        epoch_start = time.perf_counter()
+        perm = torch.randperm(n, device=device, generator=generator)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        for start in range(0, n, config.batch_size):
+            idx = perm[start:start + config.batch_size]
+            if len(idx) < config.batch_size and start > 0:
+                break  # drop the ragged last batch: stable batch-norm statistics and shapes
+            frac = budget.fraction(result.images_seen, train_s + time.perf_counter() - epoch_start)
+            if frac >= 1.0:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = config.base_lr * _lr_factor(frac, config)
+            xb, yb = batch.train(x_train[idx]), y_train[idx]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(xb)
+                loss = loss_fn(logits.float(), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(idx)
+            correct += (logits.argmax(1) == yb).sum()
+            seen += len(idx)
+            result.images_seen += len(idx)
+            if seen % (16 * config.batch_size) < config.batch_size:
+                _check_finite(loss_sum, spec.name, result.images_seen)
+            bar.update(result.images_seen / n, result.images_seen, train_s + time.perf_counter() - epoch_start)
+        train_s += time.perf_counter() - epoch_start
+        _check_finite(loss_sum, spec.name, result.images_seen)
+        record = EpochRecord(epoch=result.images_seen / n, images_seen=result.images_seen,
+                             train_loss=loss_sum.item() / max(seen, 1), train_acc=correct.item() / max(seen, 1),
+                             val_acc=evaluate(model, x_val, y_val, batch, config.eval_batch_size, amp),
+                             wall_s=time.perf_counter() - started)
+        result.curve.append(record)
+        bar.epoch(record, train_s)
+        if on_epoch is not None:
+            on_epoch(record)
+    bar.close()
+    result.train_s = train_s
+    result.val_acc = result.curve[-1].val_acc if result.curve else float("nan")
+    if evaluate_test:
+        x_test, y_test = _to_device(splits.test, device)
+        result.test_acc = evaluate(model, x_test, y_test, batch, config.eval_batch_size, amp)
+    result.wall_s = time.perf_counter() - started
+    return result
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch: _BatchMaker, batch_size: int = 512,
+             amp: bool = False) -> float:
+    """Top-1 accuracy (a fraction) of ``model`` on uint8 NCHW images ``x``; nan for an empty split."""
+    if len(y) == 0:
+        return float("nan")
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=y.device)
+    for start in range(0, len(y), batch_size):
+        with torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(batch.eval(x[start:start + batch_size]))
+        correct += (logits.argmax(1) == y[start:start + batch_size]).sum()
+    return correct.item() / len(y)
+
+
+class _BatchMaker:
+    """uint8 NCHW -> normalised float, augmented (training only), resized to the model's resolution."""
+
+    def __init__(self, resolution: int, config: TrainConfig, generator: torch.Generator,
+                 channels_last: bool) -> None:
+        self.resolution, self.config, self.generator = resolution, config, generator
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self._mean: Tensor | None = None
+
+    def _normalise(self, x: Tensor) -> Tensor:
+        if self._mean is None or self._mean.device != x.device:
+            self._mean = torch.tensor(_MEAN, device=x.device).view(1, 3, 1, 1) * 255
+            self._std = torch.tensor(_STD, device=x.device).view(1, 3, 1, 1) * 255
+        return (x.float() - self._mean) / self._std
+
+    def train(self, x: Tensor) -> Tensor:
+        x, c = self._normalise(x), self.config
+        if c.augment == "affine":
+            x = random_affine(x, self.generator, rotation=c.rotation, shift=c.shift, zoom=c.zoom)
+        elif c.augment == "crop":
+            x = random_crop_flip(x, self.generator)
+        return resize_batch(x, self.resolution).contiguous(memory_format=self.memory_format)
+
+    def eval(self, x: Tensor) -> Tensor:
+        return resize_batch(self._normalise(x), self.resolution).contiguous(memory_format=self.memory_format)
+
+
+class _Budget:
+    """Fraction of the budget used: the largest of the epoch, image and time fractions."""
+
+    def __init__(self, config: TrainConfig, n_train: int) -> None:
+        # An epoch is every full batch of a permutation (the ragged last batch is dropped).
+        epoch = max(1, n_train // config.batch_size) * min(config.batch_size, n_train)
+        self.limits = [config.epochs * epoch, config.max_images or math.inf]
+        self.max_seconds = config.max_seconds or math.inf
+
+    def fraction(self, images: int, seconds: float) -> float:
+        return max(images / min(self.limits), seconds / self.max_seconds)
+
+    def done(self, images: int, seconds: float) -> bool:
+        return self.fraction(images, seconds) >= 1.0
+
+
+def _lr_factor(frac: float, config: TrainConfig) -> float:
+    if config.warmup and frac < config.warmup:
+        return (frac + 1e-3) / config.warmup
+    if config.schedule == "constant":
+        return 1.0
+    progress = (frac - config.warmup) / (1 - config.warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    # No weight decay on batch-norm parameters and biases (one-dimensional tensors).
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [dict(params=decay, weight_decay=config.weight_decay), dict(params=no_decay, weight_decay=0.0)]
+    if config.optimizer == "adam":
+        return torch.optim.AdamW(groups, lr=config.base_lr) if config.weight_decay else torch.optim.Adam(
+            groups, lr=config.base_lr)
+    return torch.optim.SGD(groups, lr=config.base_lr, momentum=config.momentum, nesterov=config.nesterov)
+
+
+def _with_regularisation(spec: NetworkSpec, config: TrainConfig) -> NetworkSpec:
+    head = spec.head if config.dropout is None else dataclasses.replace(spec.head, dropout=config.dropout)
+    rate = spec.drop_path_rate if config.drop_path is None else config.drop_path
+    return dataclasses.replace(spec, head=head, drop_path_rate=rate)
+
+
+def _to_device(arrays: tuple[np.ndarray, np.ndarray], device: torch.device) -> tuple[Tensor, Tensor]:
+    """uint8 NHWC numpy -> uint8 NCHW tensor on the device (4x smaller than float until batched)."""
+    x, y = arrays
+    xt = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).contiguous().to(device)
+    return xt, torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
+
+
+def _check_finite(loss_sum: Tensor, model: str, images: int) -> None:
+    if not torch.isfinite(loss_sum).item():
+        raise TrainingError(f"training of '{model}' diverged: the loss became NaN or infinite after "
+                            f"{images:,} images; lower the learning rate (--lr) or add warm-up")
+
+
+class _ProgressLine:
+    """Progress on stderr: on a terminal one line rewritten in place (epoch, images/s, last
+    validation accuracy); otherwise (logs, CI) one line per epoch."""
+
+    def __init__(self, name: str, enabled: bool) -> None:
+        self.name, self.enabled, self.last, self.val = name, enabled, 0.0, ""
+        self.tty = sys.stderr.isatty()
+
+    def update(self, epoch: float, images: int, seconds: float) -> None:
+        now = time.monotonic()
+        if self.enabled and self.tty and now - self.last > 0.5:
+            self.last = now
+            sys.stderr.write(f"\r{self._line(epoch, images, seconds)}   ")
+            sys.stderr.flush()
+
+    def epoch(self, record: EpochRecord, seconds: float) -> None:
+        self.val = f", val acc {100 * record.val_acc:.2f}%"
+        if self.enabled:
+            line = self._line(record.epoch, record.images_seen, seconds)
+            sys.stderr.write(f"\r{line}   " if self.tty else line + "\n")
+            sys.stderr.flush()
+
+    def _line(self, epoch: float, images: int, seconds: float) -> str:
+        rate = images / seconds if seconds else 0.0
+        return f"{self.name}: epoch {epoch:.2f}, {rate:,.0f} images/s{self.val}"
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            sys.stderr.write("\n")

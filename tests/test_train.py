@@ -1,0 +1,122 @@
+"""The short-trial trainer on tiny, learnable data."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from scalelab.arch.scaling import Scale, apply
+from scalelab.arch.zoo import get_preset
+from scalelab.data import ImageDataset, split_validation
+from scalelab.errors import ScalelabError, TrainingError
+from scalelab.train import TrainConfig, train
+
+
+def _colour_dataset(n_per_class=64, classes=3, size=16, seed=0):
+    """Class k is noise plus a bright square in corner k: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    def make(n):
+        y = np.repeat(np.arange(classes), n)
+        x = rng.integers(0, 100, size=(len(y), size, size, 3), dtype=np.uint8)
+        for k in range(classes):
+            r, c = divmod(k, 2)
+            x[y == k, r * size // 2:(r + 1) * size // 2, c * size // 2:(c + 1) * size // 2, k % 3] = 255
+        return x, y.astype(np.int64)
+    xtr, ytr = make(n_per_class)
+    xte, yte = make(n_per_class // 4)
+    return ImageDataset("toy", tuple(f"c{k}" for k in range(classes)), xtr, ytr, xte, yte, "generated")
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return split_validation(_colour_dataset(), 0.25, seed=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_spec():
+    spec = dataclasses.replace(get_preset("baseline_convnet", 3), resolution=16)
+    return apply(spec, Scale(1.0, 0.125, 1.0))
+
+
+FAST = TrainConfig(epochs=3, batch_size=16, augment="crop", lr=3e-3)
+
+
+def test_learns_and_records_a_curve(splits, tiny_spec):
+    result = train(tiny_spec, splits, FAST, evaluate_test=True, progress=False)
+    assert [round(r.epoch) for r in result.curve] == [1, 2, 3]
+    assert result.val_acc == result.curve[-1].val_acc
+    assert result.val_acc > 0.6 and result.test_acc > 0.6  # chance is 1/3
+    record = result.to_dict()
+    assert record["images_per_s"] > 0 and len(record["curve"]) == 3
+    assert record["splits"]["val_acc"].startswith("val")
+
+
+def test_same_seed_same_result(splits, tiny_spec):
+    cfg = dataclasses.replace(FAST, epochs=1, augment="affine")
+    a, b = (train(tiny_spec, splits, cfg, progress=False) for _ in range(2))
+    assert [r.train_loss for r in a.curve] == [r.train_loss for r in b.curve]
+    c = train(tiny_spec, splits, dataclasses.replace(cfg, seed=1), progress=False)
+    assert c.curve[0].train_loss != a.curve[0].train_loss
+
+
+def test_image_budget_stops_training(splits, tiny_spec):
+    result = train(tiny_spec, splits, TrainConfig(epochs=math.inf, max_images=80, batch_size=16),
+                   progress=False)
+    assert result.images_seen == 80 and len(result.curve) == 1
+
+
+def test_time_budget_stops_training(splits, tiny_spec):
+    result = train(tiny_spec, splits, TrainConfig(epochs=math.inf, max_seconds=0.5, batch_size=16),
+                   progress=False)
+    assert 0.5 <= result.train_s < 5 and result.curve
+
+
+def test_callback_sees_every_epoch_and_can_stop(splits, tiny_spec):
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def on_epoch(record):
+        seen.append(record.val_acc)
+        if len(seen) == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(tiny_spec, splits, FAST, on_epoch=on_epoch, progress=False)
+    assert len(seen) == 2
+
+
+def test_divergence_raises_a_specific_error(splits, tiny_spec):
+    cfg = TrainConfig(epochs=1, batch_size=16, optimizer="sgd", lr=1e30, warmup=0)
+    with pytest.raises(TrainingError, match="NaN or infinite"):
+        train(tiny_spec, splits, cfg, progress=False)
+
+
+def test_resolution_scaling_resizes_batches(splits, tiny_spec):
+    bigger = apply(tiny_spec, Scale(1.0, 1.0, 1.5))
+    assert bigger.resolution == 24
+    result = train(bigger, splits, dataclasses.replace(FAST, epochs=1), progress=False)
+    assert result.resolution == 24 and 0 <= result.val_acc <= 1
+
+
+def test_class_count_mismatch_is_a_clear_error(splits, tiny_spec):
+    with pytest.raises(ScalelabError, match="--classes 3"):
+        train(dataclasses.replace(tiny_spec, num_classes=10), splits, FAST, progress=False)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(epochs=0), "must be positive"), (dict(optimizer="rmsprop"), "unknown optimizer"),
+    (dict(augment="mixup"), "unknown augmentation"), (dict(batch_size=0), "batch size")])
+def test_bad_config(kwargs, match):
+    with pytest.raises(ScalelabError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_efficientnet_block_trains_with_stochastic_depth(splits):
+    spec = apply(dataclasses.replace(get_preset("efficientnet_b0_32", 3), resolution=16),
+                 Scale(0.34, 0.25, 1.0))
+    cfg = dataclasses.replace(FAST, epochs=1, drop_path=0.2, dropout=0.1)
+    result = train(spec, splits, cfg, progress=False)
+    assert math.isfinite(result.curve[0].train_loss)
