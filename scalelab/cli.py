@@ -14,6 +14,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   rich_markup_mode=None, help="Experiments on how ConvNets should be scaled.")
 models_app = typer.Typer(no_args_is_help=True, help="Named model presets.")
 app.add_typer(models_app, name="models")
+bench_app = typer.Typer(no_args_is_help=True, help="Throughput benchmarks for this machine.")
+app.add_typer(bench_app, name="bench")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 Classes = Annotated[Optional[int], typer.Option("--classes", "-k", min=2,
@@ -170,6 +172,42 @@ def train_command(
                  f"({result.images_per_s:,.0f} images/s); {result.wall_s:.1f} s in all")
     text = "\n".join(lines)
     _emit(record, as_json, text)
+
+
+@bench_app.command("train")
+def bench_train_command(
+    models: Annotated[Optional[list[str]], typer.Argument(help="Presets (default: baseline_convnet efficientnet_b0_32).")] = None,
+    dataset: Annotated[str, typer.Option(help="Dataset to read images from.")] = "cifar10-mini",
+    data_dir: Annotated[Optional[str], typer.Option(help="Data root.")] = None,
+    images: Annotated[int, typer.Option(min=1, help="Timed training images per loop.")] = 2048,
+    batch_size: Annotated[int, typer.Option(min=1)] = 128,
+    workers: Annotated[int, typer.Option(min=0, help="DataLoader workers of the reference loop (the tutorials use 2).")] = 2,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    as_json: JsonFlag = False,
+) -> None:
+    """Images/s of scalelab's trainer vs a tutorial-style DataLoader loop, and achieved model FLOP/s."""
+    from scalelab.arch.zoo import get_preset
+    from scalelab.bench import bench_train, matmul_flops
+    from scalelab.data import load_dataset, split_validation
+    from scalelab.device import pick_device
+
+    dev = pick_device(device)
+    data = load_dataset(dataset, data_dir)
+    splits = split_validation(data, 0.1, 0)
+    peak = matmul_flops(device=str(dev))
+    rows, lines = [], [f"device {dev}; dense fp32 matrix multiply: {peak / 1e9:,.1f} GFLOP/s"]
+    for name in models or ["baseline_convnet", "efficientnet_b0_32"]:
+        b = bench_train(get_preset(name, data.num_classes), splits, images=images, batch_size=batch_size,
+                        workers=workers, device=str(dev))
+        rows.append(dict(model=b.model, batch_size=b.batch_size, scalelab_images_per_s=b.scalelab_images_per_s,
+                         reference_images_per_s=b.reference_images_per_s, speedup=b.speedup,
+                         flops_per_image_multiply_adds=b.flops_per_image,
+                         achieved_gflop_per_s=b.achieved_flops / 1e9, matmul_gflop_per_s=peak / 1e9))
+        lines.append(f"{b.model} (batch {b.batch_size}): scalelab {b.scalelab_images_per_s:,.0f} images/s, "
+                     f"reference {b.reference_images_per_s:,.0f} images/s, ratio {b.speedup:.2f}x; "
+                     f"model {b.achieved_flops / 1e9:,.1f} GFLOP/s "
+                     f"({100 * b.achieved_flops / peak:.0f}% of matrix-multiply)")
+    _emit(dict(device=str(dev), matmul_gflop_per_s=peak / 1e9, models=rows), as_json, "\n".join(lines))
 
 
 def _describe(name: str, *, as_json: bool, latency: bool = False, batch_size: int = 64,

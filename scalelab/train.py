@@ -29,8 +29,8 @@ from scalelab.errors import ScalelabError, TrainingError
 AUGMENTATIONS = ("affine", "crop", "none")
 OPTIMIZERS = ("adam", "sgd")
 # Per-channel mean and standard deviation of CIFAR-10's training images, on a 0..1 scale.
-_MEAN = (0.4914, 0.4822, 0.4465)
-_STD = (0.2470, 0.2435, 0.2616)
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
 
 @dataclass(frozen=True)
@@ -243,8 +243,8 @@ class _BatchMaker:
 
     def _normalise(self, x: Tensor) -> Tensor:
         if self._mean is None or self._mean.device != x.device:
-            self._mean = torch.tensor(_MEAN, device=x.device).view(1, 3, 1, 1) * 255
-            self._std = torch.tensor(_STD, device=x.device).view(1, 3, 1, 1) * 255
+            self._mean = torch.tensor(CIFAR_MEAN, device=x.device).view(1, 3, 1, 1) * 255
+            self._std = torch.tensor(CIFAR_STD, device=x.device).view(1, 3, 1, 1) * 255
         return (x.float() - self._mean) / self._std
 
     def train(self, x: Tensor) -> Tensor:
