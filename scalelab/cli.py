@@ -136,6 +136,7 @@ def train_command(
     val_fraction: Annotated[float, typer.Option(help="Share of each training class held out for validation.")] = 0.1,
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bfloat16 autocast (default: on CUDA only).")] = None,
     test: Annotated[bool, typer.Option("--test/--no-test", help="Evaluate the test split once at the end.")] = True,
     out: Annotated[Optional[str], typer.Option(help="Write the JSON result to this file.")] = None,
     as_json: JsonFlag = False,
@@ -158,7 +159,7 @@ def train_command(
         budgets["epochs"] = float("inf")
     config = TrainConfig(**budgets, batch_size=batch_size, optimizer=optimizer, lr=lr,
                          weight_decay=weight_decay, warmup=warmup, label_smoothing=label_smoothing,
-                         augment=augment, dropout=dropout, drop_path=drop_path, seed=seed)
+                         augment=augment, dropout=dropout, drop_path=drop_path, seed=seed, amp=amp)
     splits = split_validation(data, val_fraction, seed)
     result = train(spec, splits, config, device=dev, evaluate_test=test, progress=not as_json)
     record = result.to_dict()

@@ -62,8 +62,10 @@ class TrainConfig:
     dropout: float | None = None
     drop_path: float | None = None
     seed: int = 0
-    amp: bool = True  # bfloat16 autocast, on CUDA only
-    channels_last: bool | None = None  # None: on for CUDA, off on the CPU (slower there for depthwise)
+    # bfloat16 autocast. None: on for CUDA only. On CPUs with AVX512-BF16 it doubles the speed of dense
+    # convolutions but slows depthwise ones (measured: baseline_convnet 2.1x faster, B0 0.75x).
+    amp: bool | None = None
+    channels_last: bool = True  # NHWC: faster on CUDA and, with oneDNN, on the CPU too (B0: 2x)
     eval_batch_size: int = 512
 
     def __post_init__(self) -> None:
@@ -148,7 +150,7 @@ def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig()
     spec = _with_regularisation(spec, config)
     torch.manual_seed(config.seed)
     model = build(spec).to(device)
-    channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
+    channels_last = config.channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     generator = torch.Generator(device=device).manual_seed(config.seed)
@@ -164,7 +166,7 @@ def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig()
     result = TrainResult(model=spec.name, dataset=splits.name, device=str(device),
                          resolution=spec.resolution, config=dataclasses.asdict(config))
     budget = _Budget(config, n)
-    amp = config.amp and device.type == "cuda"
+    amp = device.type == "cuda" if config.amp is None else config.amp
     bar = _ProgressLine(spec.name, enabled=progress)
     train_s = 0.0
     while not budget.done(result.images_seen, train_s):

@@ -112,6 +112,8 @@ class NetworkSpec:
                      channels=self.stem.channels, layers=1)]
         for i, st in enumerate(self.stages):
             label = _OPERATOR_LABEL[st.block].format(e=st.expand_ratio, k=st.kernel)
+            if st.block == "conv" and st.stride == 2:
+                label = "MaxPool+" + label
             if st.se_ratio and st.block == "fused_mbconv":
                 label += f",SE{st.se_ratio:g}"
             rows.append(dict(stage=i + 2, operator=label, resolution=f"{res[i]}x{res[i]}",
