@@ -1,0 +1,145 @@
+"""The static report: ``index.html`` listing the studies, one ``study-<slug>.html`` page per study, and one
+shared ``plotly.min.js``, all built from the results table (``scalelab.analysis.results.results_table``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import plotly.offline
+
+from scalelab.analysis.compare import fit_dimensions
+from scalelab.report.html import PLOTLY_JS, Html, flops, join, page, pct, slugs, table, tag
+from scalelab.report.inputs import ReportError, ReportSettings, check_results
+from scalelab.report.scaling import compound_section, scaling_section
+from scalelab.report.search import grid_section, pareto_section
+from scalelab.report.tables import architecture_section, models_section
+from scalelab.report.training import curves_section
+from scalelab.units import si
+
+_KINDS = dict(sweep="scaling sweep: single dimensions and compound", grid="grid search of α, β, γ",
+              baseline="baseline architecture search", family="compound-scaled family",
+              compare="comparison of models")
+SPLIT_NOTE = ("All accuracies are on the validation split held out from the training data, unless a column "
+              "says test.")
+
+
+def write_site(df: pd.DataFrame, out_dir: Path, *, title: str = "scalelab report",
+               settings: ReportSettings | None = None) -> list[Path]:
+    """Write the report into ``out_dir`` (created if needed) and return the files written, index first.
+
+    ``settings`` default to :class:`ReportSettings` ``()``. Pages of earlier runs for studies no longer in
+    ``df`` are left in place but no longer linked.
+    """
+    check_results(df)
+    settings = settings or ReportSettings()
+    names = [str(n) for n in pd.unique(df["study"])]
+    files = {name: f"study-{slug}.html" for name, slug in slugs(names).items()}
+    texts = {"index.html": _index(df, files, title)}
+    for name, file in files.items():
+        texts[file] = study_page(df[df["study"].astype(str) == name], title, settings)
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        for file, text in texts.items():
+            (out_dir / file).write_text(text, encoding="utf-8")
+            written.append(out_dir / file)
+        (out_dir / PLOTLY_JS).write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
+    except OSError as exc:
+        raise ReportError(f"cannot write the report to '{out_dir}': {exc.strerror or exc}") from exc
+    return [*written, out_dir / PLOTLY_JS]
+
+
+def study_page(df: pd.DataFrame, title: str, settings: ReportSettings) -> str:
+    """The page of one study: header with its settings, then the sections its kind calls for."""
+    kind = str(df["kind"].iloc[0])
+    name = str(df["study"].iloc[0])
+    body = join([tag("h1", name), _settings(df, kind, settings), tag("p", SPLIT_NOTE),
+                 *(section(df, settings) for section in _SECTIONS.get(kind, _COMMON))])
+    nav = tag("nav", Html(f'<a href="index.html">← {tag("span", title)}: all studies</a>'))
+    return page(f"{name} · {title}", body, nav=nav)
+
+
+def _scaling(df: pd.DataFrame, s: ReportSettings) -> Html:
+    fits = fit_dimensions(df, n_bootstrap=s.n_bootstrap, level=s.level, seed=s.seed)
+    parts = [scaling_section(fits, level=s.level, gain=s.saturation_gain)] if fits else []
+    if str(df["kind"].iloc[0]) == "sweep":
+        parts.append(compound_section(fits, level=s.level))
+    return join(parts)
+
+
+def _grid(df: pd.DataFrame, s: ReportSettings) -> Html:
+    return grid_section(df)
+
+
+def _pareto(df: pd.DataFrame, s: ReportSettings) -> Html:
+    return pareto_section(df, target_flops=s.target_flops, exponent=s.reward_exponent)
+
+
+def _curves(df: pd.DataFrame, s: ReportSettings) -> Html:
+    return curves_section(df, max_trials=s.max_curves)
+
+
+def _architecture(df: pd.DataFrame, s: ReportSettings) -> Html:
+    return architecture_section(df)
+
+
+def _models(df: pd.DataFrame, s: ReportSettings) -> Html:
+    return models_section(df)
+
+
+Section = Callable[[pd.DataFrame, ReportSettings], Html]
+_COMMON: tuple[Section, ...] = (_curves, _architecture, _models)
+_SECTIONS: dict[str, tuple[Section, ...]] = dict(
+    sweep=(_scaling, *_COMMON), family=(_scaling, *_COMMON), grid=(_grid, *_COMMON),
+    baseline=(_pareto, *_COMMON), compare=(_models, _curves, _architecture))
+
+
+def _settings(df: pd.DataFrame, kind: str, s: ReportSettings) -> Html:
+    best = df.loc[df["val_acc"].idxmax()]
+    items = [
+        ("kind", f"{kind} ({_KINDS[kind]})" if kind in _KINDS else kind),
+        ("dataset", ", ".join(sorted(set(map(str, df["dataset"]))))),
+        ("finished trials", len(df)),
+        ("best validation accuracy",
+         f"{pct(best['val_acc'])} (validation split), {best['model']}, trial {best['trial']}"),
+        ("FLOPs", f"{si(df['flops'].min())} to {flops(df['flops'].max())} per image"),
+        ("input resolution", _span(df["resolution"], " px")),
+        ("epochs per trial", _span(df["epochs"], "")),
+        ("device", ", ".join(sorted(set(map(str, df["device"]))))),
+        ("total training time", f"{df['wall_s'].sum() / 3600:.2f} h"),
+    ]
+    dims = [str(d) for d in pd.unique(df["dimension"].dropna())]
+    if dims and kind in ("sweep", "family"):
+        items.append(("scaling dimensions", ", ".join(dims)))
+    if kind in ("sweep", "family", "grid"):
+        fits = (f"{s.n_bootstrap} bootstrap replicates, {100 * s.level:g} % intervals, saturated when doubling "
+                f"FLOPs gains < {100 * s.saturation_gain:g} points")
+        items.append(("curve fits", fits))
+    return tag("dl", join(Html(f"{tag('dt', k)}{tag('dd', v)}") for k, v in items), class_="settings")
+
+
+def _span(values: pd.Series, unit: str) -> str:
+    lo, hi = float(values.min()), float(values.max())
+    return f"{lo:g}{unit}" if lo == hi else f"{lo:g} to {hi:g}{unit}"
+
+
+def _index(df: pd.DataFrame, files: dict[str, str], title: str) -> str:
+    rows = []
+    for name, file in files.items():
+        part = df[df["study"].astype(str) == name]
+        best = part.loc[part["val_acc"].idxmax()]
+        link = Html(f'<a href="{file}">{tag("span", name)}</a>')
+        kind = str(part["kind"].iloc[0])
+        rows.append([link, _KINDS.get(kind, kind), ", ".join(sorted(set(map(str, part["dataset"])))), len(part),
+                     pct(best["val_acc"]), best["model"], si(best["flops"])])
+    headers = ["study", "kind", "dataset", "finished trials", "best validation accuracy (validation split)",
+               "best model", "its FLOPs (multiply-adds per image)"]
+    how = ("One row per study in the results storage. Open a study for its figures: scaling curves with "
+           "fitted saturation curves, the α-β-γ grid, the baseline search's Pareto front, training curves and "
+           f"tables. {SPLIT_NOTE}")
+    body = join([tag("h1", title), tag("p", f"{len(files)} studies, {len(df)} finished trials."),
+                 table(headers, rows, numeric=(3, 4, 6)), tag("p", how, class_="how")])
+    return page(title, body)

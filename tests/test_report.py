@@ -1,0 +1,142 @@
+"""The static report: pages, links, escaping, offline plotly, figures and the analysis answers on them."""
+
+import re
+
+import numpy as np
+import pandas as pd
+import plotly.offline
+import pytest
+from fixtures.report_results import load_results
+
+from scalelab.analysis.compare import compound_vs_single, dimension_points, fit_dimensions, pareto_front
+from scalelab.errors import ScalelabError
+from scalelab.report import ReportError, ReportSettings, write_site
+
+EVIL = "<script>alert(1)</script>"
+EVIL_MODEL = "</script><script>alert(2)</script>"
+SETTINGS = ReportSettings(n_bootstrap=40)
+FIGURES = {
+    "study-sweep-b0-cifar10.html": ["fig-scaling", "fig-compound-vs-single", "fig-curves"],
+    "study-grid-b0-cifar10.html": ["fig-grid", "fig-curves"],
+    "study-baseline-search-cifar10.html": ["fig-pareto", "fig-curves"],
+    "study-script-alert-1-script.html": ["fig-curves"],
+}
+
+
+@pytest.fixture(scope="module")
+def results():
+    df = load_results()
+    df.loc[df["study"] == "compare-cifar10", "study"] = EVIL
+    df.loc[df["model"] == "b0-width-x2", "model"] = EVIL_MODEL
+    return df
+
+
+@pytest.fixture(scope="module")
+def site(results, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    return out, write_site(results, out, title="Scaling <b>report</b>", settings=SETTINGS)
+
+
+def test_pages_written_and_linked_from_index(site):
+    out, written = site
+    assert [p.name for p in written] == ["index.html", *FIGURES, "plotly.min.js"]
+    index = (out / "index.html").read_text()
+    assert set(re.findall(r'href="([^"]+)"', index)) == set(FIGURES)
+    for name in FIGURES:
+        assert 'href="index.html"' in (out / name).read_text()
+
+
+def test_user_strings_are_escaped_everywhere(site):
+    out, _ = site
+    pages = {p.name: p.read_text() for p in out.glob("*.html")}
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages["index.html"]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages["study-script-alert-1-script.html"]
+    assert "Scaling &lt;b&gt;report&lt;/b&gt;" in pages["index.html"]
+    for name, text in pages.items():
+        assert EVIL not in text and "alert(2)</script>" not in text and "<b>report" not in text, name
+        # Only the page's own scripts: the error box, plotly.min.js and one per figure.
+        assert text.count("<script") == text.count("</script>") == 2 + len(FIGURES.get(name, [])), name
+    sweep = pages["study-sweep-b0-cifar10.html"]
+    assert EVIL_MODEL not in sweep and "<script>alert(2)" not in sweep
+    assert "<td>&lt;/script&gt;&lt;script&gt;alert(2)" in sweep  # Table 2
+    assert "\\u0026lt;script\\u0026gt;alert(2)" in sweep  # figure JSON inside <script>
+
+
+def test_plotly_shipped_once_and_no_network(site):
+    out, _ = site
+    assert [p.name for p in out.glob("*.js")] == ["plotly.min.js"]
+    assert (out / "plotly.min.js").read_text() == plotly.offline.get_plotlyjs()
+    for page in out.glob("*.html"):
+        text = page.read_text()
+        assert text.count('<script src="plotly.min.js"></script>') == 1, page.name
+        assert "cdn.plot.ly" not in text and "https://" not in text and "http://" not in text, page.name
+
+
+def test_expected_figures_with_units(site):
+    out, _ = site
+    for name, figures in FIGURES.items():
+        text = (out / name).read_text()
+        found = re.findall(r'<div id="(fig-[a-z-]+)" class="plotly-figure">', text)
+        assert found == figures, name
+        assert "validation accuracy (%)" in text, name
+    assert "FLOPs (multiply-adds per image, log scale)" in (out / "study-baseline-search-cifar10.html").read_text()
+
+
+def test_sweep_page_answers_saturation_and_compound(site):
+    text = (site[0] / "study-sweep-b0-cifar10.html").read_text()
+    assert "Where each dimension saturates" in text and "Table 1: architecture" in text
+    for dim in ("width", "depth", "resolution"):
+        answer = re.search(rf"Compound against {dim} at [^<]*", text).group(0)
+        # The fixture's compound trials beat every single dimension at its largest FLOPs.
+        assert "compound scaling is more accurate" in answer and "95 % CI +" in answer
+    assert text.count("extrapolated") >= 4  # pow2 on four points saturates beyond the data
+
+
+def test_grid_and_pareto_answers(site):
+    grid = (site[0] / "study-grid-b0-cifar10.html").read_text()
+    assert "Winner: α = 1.20, β = 1.10, γ = 1.17" in grid and "K = 2.00" in grid
+    pareto = (site[0] / "study-baseline-search-cifar10.html").read_text()
+    assert re.search(r"\d+ of 15 trials are on the front", pareto) and "w = -0.07" in pareto
+
+
+def test_too_few_points_shows_points_only(results, tmp_path):
+    sweep = results[(results["study"] == "sweep-b0-cifar10") & ~results["model"].isin(["b0-depth-x4", "b0-depth-x8"])]
+    write_site(sweep, tmp_path, settings=SETTINGS)
+    text = (tmp_path / "study-sweep-b0-cifar10.html").read_text()
+    assert "depth: points only, no curve fitted (too few different compute values" in text
+    assert 'id="fig-scaling"' in text and "Compound against width" in text
+    assert "Compound against depth" not in text
+
+
+def test_analysis_glue(results):
+    sweep = results[results["study"] == "sweep-b0-cifar10"]
+    series = dimension_points(sweep)
+    assert list(series) == ["width", "depth", "resolution", "compound"]
+    assert all(s["model"].iloc[0] == "efficientnet_b0_32" and len(s) == 4 for s in series.values())
+    fits = fit_dimensions(sweep, n_bootstrap=20)
+    table = compound_vs_single(fits, n_grid=5)
+    assert set(table["dimension"]) == {"width", "depth", "resolution"} and len(table) == 15
+    assert (table["lower"] <= table["diff"]).all() and (table["diff"] <= table["upper"]).all()
+    assert np.array_equal(pareto_front([1, 2, 3, 4], [0.5, 0.7, 0.6, 0.7]), [True, True, False, False])
+
+
+def test_user_errors_are_one_line(results, tmp_path):
+    with pytest.raises(ReportError, match="lacks column"):
+        write_site(results.drop(columns=["curve"]), tmp_path)
+    with pytest.raises(ReportError, match="no finished trials"):
+        write_site(results.iloc[:0], tmp_path)
+    with pytest.raises(ReportError, match="fraction in"):
+        write_site(results.assign(val_acc=results["val_acc"] * 100), tmp_path)
+    with pytest.raises(ReportError, match="between 0 and 1"):
+        ReportSettings(level=95)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ScalelabError, match="cannot write the report") as info:
+        write_site(results[results["kind"] == "compare"], tmp_path / "file", settings=SETTINGS)
+    assert "\n" not in str(info.value)
+
+
+def test_colliding_study_names_get_distinct_pages(results, tmp_path):
+    compare = results[results["kind"] == "compare"]
+    two = pd.concat([compare.assign(study="A b"), compare.assign(study="a-b")])
+    names = [p.name for p in write_site(two, tmp_path, settings=SETTINGS)]
+    assert names == ["index.html", "study-a-b.html", "study-a-b-2.html", "plotly.min.js"]
