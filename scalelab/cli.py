@@ -267,3 +267,290 @@ def main() -> None:
     except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
         sys.exit(130)
+
+
+# --- Searches and scaling studies (scalelab.search) -------------------------------------------------------
+
+search_app = typer.Typer(no_args_is_help=True, help="Architecture searches stored in an Optuna study.")
+app.add_typer(search_app, name="search")
+
+# (parameter, type, option, where the value goes in the study settings) for every study command.
+_STUDY_FLAGS = [
+    ("dataset", str, typer.Option(help="Dataset name (default cifar10-mini)."), ("dataset",)),
+    ("data_dir", str, typer.Option(help="Data root (default: $SCALELAB_DATA, then the user cache)."), ("data_dir",)),
+    ("epochs", float, typer.Option(help="Epochs per trial (default 10)."), ("train", "epochs")),
+    ("max_images", int, typer.Option(min=1, help="Training images per trial."), ("train", "max_images")),
+    ("max_seconds", float, typer.Option(help="Seconds of training per trial."), ("train", "max_seconds")),
+    ("batch_size", int, typer.Option(min=1, help="Training batch size (default 128)."), ("train", "batch_size")),
+    ("seed", int, typer.Option(help="Seed of the validation split, training and sampler."), ("train", "seed")),
+    ("val_fraction", float, typer.Option(help="Share of each class held out for validation (default 0.1)."),
+     ("val_fraction",)),
+    ("evaluate_test", bool, typer.Option("--evaluate-test/--no-evaluate-test",
+                                         help="Also evaluate the test split at the end of each trial."),
+     ("evaluate_test",)),
+    ("heartbeat", int, typer.Option(min=1, help="Seconds between heartbeats of a running trial; a trial silent "
+                                                "3x as long is re-run (default 20)."), ("heartbeat_s",)),
+    ("device", str, typer.Option(help="auto, cpu or cuda."), ("device",)),
+    ("storage", str, typer.Option(help="SQLAlchemy URL or SQLite file (default <run-dir>/scalelab.db)."), ("storage",)),
+    ("study", str, typer.Option(help="Study name (default: made from the settings)."), ("study",)),
+    ("run_dir", str, typer.Option(help="Folder for the default storage and result files (default runs)."),
+     ("run_dir",)),
+    ("workers", int, typer.Option(min=1, help="Worker processes on this machine (default 1)."), ("workers",)),
+    ("progress", bool, typer.Option("--progress/--no-progress", help="Print progress per epoch and trial."),
+     ("progress",)),
+]
+# Scaling of the network a study starts from (before the study scales it further).
+_BASE_FLAGS = [
+    ("base_depth", float, typer.Option(help="Depth multiplier applied to the starting network first."),
+     ("model", "depth")),
+    ("base_width", float, typer.Option(help="Width multiplier applied to the starting network first."),
+     ("model", "width")),
+    ("base_resolution", int, typer.Option(min=1, help="Input size in px of the starting network."),
+     ("model", "resolution")),
+]
+# Compound coefficients for `scale` and `sweep`.
+_COEFF_FLAGS = [
+    ("alpha", float, typer.Option(help="Depth base (default 1.2)."), ("search", "alpha")),
+    ("beta", float, typer.Option(help="Width base (default 1.1)."), ("search", "beta")),
+    ("gamma", float, typer.Option(help="Resolution base (default 1.15)."), ("search", "gamma")),
+    ("coefficients", str, typer.Option(help="alpha, beta, gamma from the JSON `scalelab grid` saved."),
+     ("search", "coefficients")),
+]
+
+
+def _study_flags(*groups: list) -> Any:
+    """Add shared flags to a study command; their given values reach it as the nested dict ``flags``
+    (the shape of a study file), so flags override a file key by key."""
+    import functools
+    import inspect
+
+    specs = [s for group in groups for s in group]
+
+    def decorate(func: Any) -> Any:
+        sig = inspect.signature(func, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != "flags"]
+        extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                   annotation=Annotated[Optional[kind], option])
+                 for name, kind, option, _ in specs]
+
+        @functools.wraps(func)
+        def command(**kwargs: Any) -> None:
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)  # scalelab prints its own progress
+            flags: dict[str, Any] = {}
+            for name, _, _, where in specs:
+                value = kwargs.pop(name)
+                if value is not None:
+                    table = flags.setdefault(where[0], {}) if len(where) == 2 else flags
+                    table[where[-1]] = value
+            func(**kwargs, flags=flags)
+
+        command.__signature__ = sig.replace(parameters=own + extra)
+        return command
+
+    return decorate
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _with(flags: dict[str, Any], **tables: dict[str, Any]) -> dict[str, Any]:
+    """``flags`` with more values merged into its tables (``search``, ``model``) or top level."""
+    out = dict(flags)
+    for key, value in tables.items():
+        if isinstance(value, dict):
+            out[key] = {**out.get(key, {}), **value}
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def _list(values: Optional[list[str]], convert: Any = str) -> Optional[list]:
+    """Repeated or comma-separated values ('--multiples 1,2,4' or '--multiples 1 --multiples 2')."""
+    if not values:
+        return None
+    try:
+        return [convert(v.strip()) for item in values for v in item.split(",") if v.strip()]
+    except ValueError as exc:
+        raise ScalelabError(f"cannot read the list {','.join(values)}: {exc}") from exc
+
+
+def _range(text: Optional[str], name: str) -> Optional[list[float]]:
+    """'1:2' -> [1.0, 2.0]."""
+    if text is None:
+        return None
+    try:
+        low, high = (float(v) for v in text.split(":"))
+    except ValueError as exc:
+        raise ScalelabError(f"--{name} must be LOW:HIGH, such as 1:2; got '{text}'") from exc
+    return [low, high]
+
+
+Target = Annotated[Optional[str], typer.Option(help="FLOPs target: a multiple of the baseline (2x) or multiply-adds (800M, 1.2G).")]
+Prune = Annotated[Optional[bool], typer.Option("--prune/--no-prune", help="Stop trials below the median early.")]
+
+
+@search_app.command("baseline")
+@_study_flags(_STUDY_FLAGS, _BASE_FLAGS)
+def search_baseline_command(
+    skeleton: Annotated[Optional[str], typer.Option(help="Preset or spec JSON the space is built around (default efficientnet_b0_32).")] = None,
+    trials: Annotated[Optional[int], typer.Option(min=1, help="Trials to finish, pruned ones included (default 20).")] = None,
+    objective: Annotated[Optional[str], typer.Option(help="reward: ACC x (cost/T)^w (default); pareto: accuracy vs cost.")] = None,
+    cost: Annotated[Optional[str], typer.Option(help="flops (multiply-adds, default) or latency (ms, batch 1).")] = None,
+    target_flops: Annotated[Optional[str], typer.Option(help="T of the reward: a multiple of the skeleton (1x, default) or multiply-adds (30M).")] = None,
+    target_latency: Annotated[Optional[str], typer.Option(help="T with --cost latency: a multiple of the skeleton's (1x) or ms (5ms).")] = None,
+    w: Annotated[Optional[float], typer.Option("--w", help="Reward exponent (default -0.07).")] = None,
+    max_flops: Annotated[Optional[str], typer.Option(help="Hard cap: multiply-adds (40M) or multiple of the skeleton (1.5x).")] = None,
+    max_memory: Annotated[Optional[str], typer.Option(help="Hard cap on training-step memory: bytes (2G) or multiple of the skeleton's.")] = None,
+    prune: Prune = None,
+    out: Annotated[Optional[str], typer.Option(help="Best spec JSON (default: <run-dir>/<study>/best.json).")] = None,
+    flags: Optional[dict] = None,
+) -> None:
+    """MnasNet-style search for a baseline network around a skeleton (see scalelab.search.space)."""
+    from scalelab.search import run_kind
+
+    if target_flops and target_latency:
+        raise ScalelabError("give --target-flops or --target-latency, not both")
+    search = _given(trials=trials, objective=objective, cost=cost, target=target_flops or target_latency, w=w,
+                    max_flops=max_flops, max_memory=max_memory, prune=prune)
+    typer.echo(run_kind("baseline", _with(flags, search=search, model=_given(name=skeleton), out=out)).text())
+
+
+@app.command("grid")
+@_study_flags(_STUDY_FLAGS, _BASE_FLAGS)
+def grid_command(
+    target_flops: Target = None,
+    baseline: Annotated[Optional[str], typer.Option(help="Preset or spec JSON from `search baseline` (default efficientnet_b0_32).")] = None,
+    alpha: Annotated[Optional[str], typer.Option(help="alpha range LOW:HIGH (default 1:2).")] = None,
+    beta: Annotated[Optional[str], typer.Option(help="beta range LOW:HIGH (default 1:1.5).")] = None,
+    gamma: Annotated[Optional[str], typer.Option(help="gamma range LOW:HIGH (default 1:1.5).")] = None,
+    step: Annotated[Optional[float], typer.Option(help="Grid step (default 0.1).")] = None,
+    tolerance: Annotated[Optional[float], typer.Option(help="Relative tolerance on alpha*beta^2*gamma^2 = K (default 0.05).")] = None,
+    measured_tolerance: Annotated[Optional[float], typer.Option(help="Relative tolerance on the measured FLOPs ratio (default 0.10).")] = None,
+    prune: Prune = None,
+    out: Annotated[Optional[str], typer.Option(help="Coefficients JSON (default: <run-dir>/<study>/coefficients.json).")] = None,
+    flags: Optional[dict] = None,
+) -> None:
+    """Grid search of alpha, beta, gamma with alpha*beta^2*gamma^2 = K (default 2x the baseline FLOPs)."""
+    from scalelab.search import run_kind
+
+    search = _given(target=target_flops, alpha=_range(alpha, "alpha"), beta=_range(beta, "beta"),
+                    gamma=_range(gamma, "gamma"), step=step, tolerance=tolerance,
+                    measured_tolerance=measured_tolerance, prune=prune)
+    typer.echo(run_kind("grid", _with(flags, search=search, model=_given(name=baseline), out=out)).text())
+
+
+@app.command("scale")
+@_study_flags(_STUDY_FLAGS, _BASE_FLAGS, _COEFF_FLAGS)
+def scale_command(
+    baseline: Annotated[Optional[str], typer.Option(help="Preset or spec JSON (default efficientnet_b0_32).")] = None,
+    phi_max: Annotated[Optional[int], typer.Option(min=1, help="Train phi = 1..N (default 3).")] = None,
+    target_flops: Annotated[Optional[list[str]], typer.Option(help="FLOPs targets instead of phis: 4x,8x or 800M (repeatable).")] = None,
+    flags: Optional[dict] = None,
+) -> None:
+    """Train the compound-scaled family of a baseline: d, w, r = alpha^phi, beta^phi, gamma^phi."""
+    from scalelab.search import run_kind
+
+    search = _given(phis=list(range(1, phi_max + 1)) if phi_max else None, targets=_list(target_flops))
+    typer.echo(run_kind("family", _with(flags, search=search, model=_given(name=baseline))).text())
+
+
+@app.command("sweep")
+@_study_flags(_STUDY_FLAGS, _BASE_FLAGS, _COEFF_FLAGS)
+def sweep_command(
+    baseline: Annotated[Optional[str], typer.Option(help="Preset or spec JSON (default efficientnet_b0_32).")] = None,
+    multiples: Annotated[Optional[list[str]], typer.Option(help="FLOPs multiples K (default 1,2,4,8).")] = None,
+    dimensions: Annotated[Optional[list[str]], typer.Option(help="Of width, depth, resolution, compound (default all).")] = None,
+    flags: Optional[dict] = None,
+) -> None:
+    """Width-only (w = sqrt K), depth-only (d = K), resolution-only (r = sqrt K) and compound scaling at
+    matched FLOPs multiples K."""
+    from scalelab.search import run_kind
+
+    search = _given(multiples=_list(multiples, float), dimensions=_list(dimensions))
+    typer.echo(run_kind("sweep", _with(flags, search=search, model=_given(name=baseline))).text())
+
+
+@app.command("compare")
+@_study_flags(_STUDY_FLAGS)
+def compare_command(
+    models: Annotated[list[str], typer.Argument(help="Presets or spec JSON files.")],
+    flags: Optional[dict] = None,
+) -> None:
+    """Train several networks under one recipe, recorded as a study of kind 'compare'."""
+    from scalelab.search import run_kind
+
+    typer.echo(run_kind("compare", _with(flags, search={"models": models})).text())
+
+
+@app.command("run")
+@_study_flags(_STUDY_FLAGS)
+def run_command(
+    study_file: Annotated[str, typer.Argument(help="A study file, such as studies/smoke_grid.toml.")],
+    trials: Annotated[Optional[int], typer.Option(min=1, help="Trials to finish (baseline searches).")] = None,
+    flags: Optional[dict] = None,
+) -> None:
+    """Run (or resume) the study a TOML file describes; flags override the file."""
+    from scalelab.search import run_file
+
+    typer.echo(run_file(study_file, _with(flags, search=_given(trials=trials))).text())
+
+
+@app.command("worker")
+def worker_command(
+    study: Annotated[str, typer.Option(help="Name of the study to join.")],
+    storage: Annotated[Optional[str], typer.Option(help="Its storage: SQLAlchemy URL or SQLite file (default runs/scalelab.db).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    data_dir: Annotated[Optional[str], typer.Option(help="Where the study's dataset lies on this machine.")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Print progress.")] = True,
+) -> None:
+    """Join an existing study as one more worker (from any machine that reaches its storage)."""
+    import optuna
+
+    from scalelab.search import join_study
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ran = join_study(study, storage, device=device, progress=progress, data_dir=data_dir)
+    typer.echo(f"worker finished: ran {ran} trial(s) of study '{study}'")
+
+
+@app.command("results")
+def results_command(
+    study: Annotated[Optional[str], typer.Option(help="Study name (default: every study in the storage).")] = None,
+    storage: Annotated[Optional[str], typer.Option(help="SQLAlchemy URL or SQLite file (default runs/scalelab.db).")] = None,
+    csv: Annotated[Optional[str], typer.Option(help="Also write the full table (curve and spec as JSON) here.")] = None,
+) -> None:
+    """The tidy table of finished trials, rebuilt from the storage (one row per trial)."""
+    import pandas as pd
+
+    from scalelab.analysis.results import results_table
+
+    table = results_table(storage or "runs/scalelab.db", study)
+    if csv:
+        table.assign(curve=table["curve"].map(json.dumps), spec=table["spec"].map(json.dumps)).to_csv(csv, index=False)
+    with pd.option_context("display.max_columns", None, "display.width", 200):
+        shown = table.drop(columns=["curve", "spec"])
+        typer.echo(shown.to_string(index=False) if len(shown) else "no finished trials")
+    if csv:
+        typer.echo(f"Saved {len(table)} rows to {csv}")
+
+
+@app.command("report")
+def report_command(
+    out: Annotated[str, typer.Option(help="Folder for the HTML pages (created if needed).")] = "reports",
+    study: Annotated[Optional[str], typer.Option(help="Report only this study (default: every study).")] = None,
+    storage: Annotated[Optional[str], typer.Option(help="SQLAlchemy URL or SQLite file (default runs/scalelab.db).")] = None,
+    title: Annotated[str, typer.Option(help="Title of the index page.")] = "scalelab report",
+    bootstrap: Annotated[int, typer.Option(min=1, help="Bootstrap replicates per fitted curve.")] = 200,
+) -> None:
+    """Write static HTML pages (figures, fits, tables) of the studies in the storage; they work offline."""
+    from pathlib import Path
+
+    from scalelab.analysis.results import results_table
+    from scalelab.report import ReportSettings, write_site
+
+    files = write_site(results_table(storage or "runs/scalelab.db", study), Path(out), title=title,
+                       settings=ReportSettings(n_bootstrap=bootstrap))
+    typer.echo(f"Wrote {len(files)} files to {out}/; open {files[0]} in a browser")

@@ -574,3 +574,17 @@ def test_make_cifar10_mini_takes_the_first_images_of_each_class(tmp_path: Path) 
         np.testing.assert_array_equal(a["x_test"], expected["x_test"][::2])
         assert tuple(a["classes"]) == CIFAR10_CLASSES and "first 2 training and 1 test" in str(a["provenance"])
     assert script.main([str(tmp_path / "src"), "--train-per-class", "4", "--out", str(outs[0])]) == 1
+
+
+def test_real_cifar10_jpg_three_class_subset(tmp_path, monkeypatch):
+    """The seed's cat/deer/dog task read from the real CIFAR-10 image folder (CI sets SCALELAB_TEST_DATA)."""
+
+    root = os.environ.get("SCALELAB_TEST_DATA")
+    if not root:
+        pytest.skip("set SCALELAB_TEST_DATA to a folder holding cifar10-jpg/ (CI does)")
+    monkeypatch.setenv("SCALELAB_CACHE", str(tmp_path))
+    ds = load_dataset("cifar10-3class", root)
+    assert ds.classes == ("cat", "deer", "dog")
+    assert ds.x_train.shape == (15_000, 32, 32, 3) and ds.x_test.shape == (3_000, 32, 32, 3)
+    assert np.bincount(ds.y_train).tolist() == [5_000] * 3
+    assert 60 < ds.x_train.mean() < 200  # real pixels, not a blank decode

@@ -1,0 +1,51 @@
+"""The search commands as library calls: run a study to the end (creating or resuming it), or join one
+as an extra worker. Each CLI command is one of these calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from scalelab.device import pick_device
+from scalelab.search.config import (
+    RunOptions,
+    StudyConfig,
+    build,
+    default_study_name,
+    load_study_file,
+)
+from scalelab.search.runner import run_workers, work
+from scalelab.search.storage import open_storage, storage_url
+from scalelab.search.study import create_or_resume, load
+from scalelab.search.summary import Summary, summarise
+
+
+def run_study(config: StudyConfig, options: RunOptions | None = None) -> Summary:
+    """Create the study (or resume it: finished trials are kept, never re-run), train its trials with
+    ``options.workers`` processes, and summarise it."""
+    options = options or RunOptions()
+    device = pick_device(options.device)
+    url = storage_url(options.storage, options.run_dir)
+    name = options.study or default_study_name(config)
+    storage = open_storage(url)
+    create_or_resume(storage, name, config, device)
+    run_workers(url, name, options.workers, device=options.device, progress=options.progress)
+    return summarise(load(storage, name), config, options)
+
+
+def run_file(path: str | Path, overrides: dict[str, Any] | None = None) -> Summary:
+    """Run the study a TOML file describes, with ``overrides`` (flags) on top."""
+    return run_study(*build(load_study_file(path), overrides))
+
+
+def run_kind(kind: str, overrides: dict[str, Any]) -> Summary:
+    """Run a study of ``kind`` described by flags alone (the `scalelab grid`, `sweep`, ... commands)."""
+    return run_study(*build({"kind": kind}, overrides))
+
+
+def join_study(study: str, storage: str | None = None, *, run_dir: str = "runs", device: str = "auto",
+               progress: bool = True, data_dir: str | None = None) -> int:
+    """Work on an existing study (from any machine that reaches its storage) until it is done; returns
+    the number of trials this worker ran."""
+    return work(storage_url(storage, run_dir), study, device=device, progress=progress, data_dir=data_dir)
+

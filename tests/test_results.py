@@ -1,0 +1,56 @@
+"""The tidy results table, rebuilt from the storage alone."""
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from scalelab.analysis.results import COLUMNS, results_table
+from scalelab.errors import SearchError
+from scalelab.search import build, run_study
+from scalelab.search.storage import open_storage
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def storage_path(tiny_settings, tmp_path_factory):
+    """A storage holding a 2-trial sweep and a 1-model comparison, plus a pruned and a failed trial."""
+    tiny_study = {**tiny_settings, "run_dir": str(tmp_path_factory.mktemp("results"))}
+    run_study(*build({**tiny_study, "kind": "sweep", "study": "s",
+                      "search": {"multiples": [1, 4], "dimensions": ["depth"]}}))
+    run_study(*build({**tiny_study, "kind": "compare", "study": "c", "evaluate_test": True,
+                      "search": {"models": ["baseline_convnet"]}}))
+    path = f"{tiny_study['run_dir']}/scalelab.db"
+    study = optuna.load_study(study_name="s", storage=open_storage(f"sqlite:///{path}"))
+    study.add_trial(optuna.create_trial(state=TrialState.PRUNED, user_attrs={"reason": "over --max-flops"}))
+    study.add_trial(optuna.create_trial(state=TrialState.FAIL))
+    return path
+
+
+def test_one_row_per_complete_trial_with_the_agreed_columns(storage_path):
+    table = results_table(storage_path)
+    assert tuple(table.columns) == COLUMNS
+    assert sorted(zip(table["study"], table["kind"])) == [("c", "compare"), ("s", "sweep"), ("s", "sweep")]
+    sweep = table[table["study"] == "s"].set_index("dimension", drop=False)
+    depth = sweep.loc["depth"]
+    assert (depth["d"], depth["w"], depth["r"]) == (4.0, 1.0, 1.0) and pd.isna(depth["alpha"])
+    assert depth["model"] == "baseline_convnet-depth4x" and depth["resolution"] == 16
+    assert depth["flops"] > sweep[sweep["dimension"].isna()]["flops"].iloc[0]
+    assert depth["spec"]["stages"][0]["layers"] == 4 and depth["curve"][-1]["images_seen"] == 64
+    assert depth["val_acc"] == depth["curve"][-1]["val_acc"] and pd.isna(depth["test_acc"])
+    assert depth["device"] == "cpu" and depth["dataset"] == "cifar10-mini" and depth["epochs"] > 0
+    compare = table[table["study"] == "c"].iloc[0]
+    assert pd.isna(compare["dimension"]) and 0 <= compare["test_acc"] <= 1 and compare["params"] > 0
+
+
+def test_one_study_by_name_and_by_url(storage_path):
+    assert list(results_table(f"sqlite:///{storage_path}", "c")["study"]) == ["c"]
+
+
+def test_missing_study_or_storage_is_a_clear_error(storage_path, tmp_path):
+    with pytest.raises(SearchError, match="no study 'x' in .* \\(studies there: s, c\\)"):
+        results_table(storage_path, "x")
+    with pytest.raises(SearchError, match="no study storage at"):
+        results_table(str(tmp_path / "nowhere.db"))
+    assert not (tmp_path / "nowhere.db").exists()

@@ -1,0 +1,155 @@
+"""The search, scaling and results commands, end to end through `scalelab.cli.main`, and their errors."""
+
+import json
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from test_cli import run
+
+from scalelab.arch.spec import HeadSpec, NetworkSpec, StageSpec, StemSpec
+from scalelab.search.storage import open_storage
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+STUDIES = Path(__file__).parent.parent / "studies"
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """Flags that make a study tiny, with its storage under tmp_path."""
+    return ["--device", "cpu", "--no-progress", "--val-fraction", "0.04", "--epochs", "1", "--max-images", "64",
+            "--batch-size", "32", "--run-dir", str(tmp_path)]
+
+
+@pytest.fixture
+def tiny_net(tmp_path):
+    spec = NetworkSpec(name="tiny_mb", stem=StemSpec(8, 3, 1), resolution=16, num_classes=10, head=HeadSpec(32),
+                       stages=(StageSpec("mbconv", 1, 16, 1, 3, 4.0), StageSpec("mbconv", 1, 24, 2, 3, 4.0)))
+    path = tmp_path / "tiny_mb.json"
+    path.write_text(spec.to_json())
+    return str(path)
+
+
+def _trials(tmp_path, study):
+    storage = open_storage(f"sqlite:///{tmp_path / 'scalelab.db'}", create=False)
+    return optuna.load_study(study_name=study, storage=storage).get_trials()
+
+
+def test_search_baseline(capsys, monkeypatch, tmp_path, tiny, tiny_net):
+    code, out, err = run(capsys, monkeypatch, "search", "baseline", *tiny, "--skeleton", tiny_net, "--trials", "2",
+                         "--target-flops", "1x", "--w", "-0.1", "--study", "b", "--out", str(tmp_path / "best.json"))
+    assert code == 0, err
+    assert "Best: trial" in out and "MBConv" in out
+    assert "multiply-adds" in out and f"Saved {tmp_path / 'best.json'}" in out
+    best = NetworkSpec.from_json((tmp_path / "best.json").read_text())
+    assert best.stem == StemSpec(8, 3, 1) and len(best.stages) == 2
+    assert [t.state for t in _trials(tmp_path, "b")] == [TrialState.COMPLETE] * 2
+
+
+def test_grid_with_two_local_workers(capsys, monkeypatch, tmp_path, tiny):
+    code, out, err = run(capsys, monkeypatch, "grid", *tiny, "--baseline", "baseline_convnet", "--base-width", "0.25",
+                         "--base-resolution", "16", "--target-flops", "2x", "--alpha", "1:1", "--beta", "1:1.5",
+                         "--gamma", "1:1.5", "--measured-tolerance", "0.15", "--workers", "2", "--study", "g")
+    assert code == 0, err
+    assert "predicted x" in out and "Best: alpha=1" in out and "1 off-target" in out
+    saved = json.loads((tmp_path / "g" / "coefficients.json").read_text())
+    assert saved["alpha"] == 1.0 and saved["measured_ratio"] == pytest.approx(2, rel=0.15)
+    points = [t.params["point"] for t in _trials(tmp_path, "g")]
+    assert sorted(points) == [0, 1, 2, 3]
+
+
+def test_scale_family_from_saved_coefficients(capsys, monkeypatch, tmp_path, tiny):
+    (tmp_path / "c.json").write_text(json.dumps({"alpha": 1.0, "beta": 1.2, "gamma": 1.2}))
+    code, out, err = run(capsys, monkeypatch, "scale", *tiny, "--baseline", "baseline_convnet", "--base-width",
+                         "0.25", "--base-resolution", "16", "--coefficients", str(tmp_path / "c.json"),
+                         "--target-flops", "2x,4x", "--study", "f")
+    assert code == 0, err
+    attrs = sorted((t.user_attrs for t in _trials(tmp_path, "f")), key=lambda a: a["phi"])
+    growth = 1.2**2 * 1.2**2  # alpha beta^2 gamma^2 of the file
+    assert [a["phi"] for a in attrs] == pytest.approx([math.log(2) / math.log(growth), math.log(4) / math.log(growth)])
+    assert attrs[1]["spec"]["resolution"] == round(16 * 1.2 ** attrs[1]["phi"]) and attrs[0]["kind"] == "family"
+    assert "baseline_convnet-phi" in out and "val acc" in out
+
+
+def test_sweep(capsys, monkeypatch, tmp_path, tiny):
+    code, out, err = run(capsys, monkeypatch, "sweep", *tiny, "--baseline", "baseline_convnet", "--base-width",
+                         "0.25", "--base-resolution", "16", "--multiples", "1,4", "--dimensions", "width",
+                         "--dimensions", "depth", "--study", "s")
+    assert code == 0, err
+    dims = sorted(str(t.user_attrs["dimension"]) for t in _trials(tmp_path, "s"))
+    assert dims == ["None", "depth", "width"] and "baseline_convnet-depth4x" in out
+
+
+def test_compare_then_results_and_worker(capsys, monkeypatch, tmp_path, tiny, tiny_net):
+    code, out, err = run(capsys, monkeypatch, "compare", "baseline_convnet", tiny_net, *tiny, "--evaluate-test",
+                         "--study", "c")
+    assert code == 0, err
+    assert "baseline_convnet" in out and "tiny_mb" in out
+    db = str(tmp_path / "scalelab.db")
+    code, out, err = run(capsys, monkeypatch, "worker", "--study", "c", "--storage", db, "--no-progress")
+    assert code == 0 and "ran 0 trial(s)" in out  # nothing left: finished trials never re-run
+    csv = tmp_path / "c.csv"
+    code, out, err = run(capsys, monkeypatch, "results", "--study", "c", "--storage", db, "--csv", str(csv))
+    assert code == 0, err
+    assert "val_acc" in out and "curve" not in out and "tiny_mb" in out
+    import pandas as pd
+    table = pd.read_csv(csv)
+    assert len(table) == 2 and set(table["kind"]) == {"compare"} and table["test_acc"].notna().all()
+    assert json.loads(table["spec"][0])["name"] in ("baseline_convnet", "tiny_mb")
+
+
+def test_run_a_study_file(capsys, monkeypatch, tmp_path):
+    code, out, err = run(capsys, monkeypatch, "run", str(STUDIES / "smoke_grid.toml"), "--run-dir", str(tmp_path),
+                         "--no-progress")
+    assert code == 0, err
+    assert "Best: alpha=" in out and (tmp_path / "smoke-grid" / "coefficients.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def existing(tmp_path_factory, tiny_settings):
+    """(folder, snapshot): a finished one-network grid study 'g' in <folder>/scalelab.db, and a function
+    returning everything stored there."""
+    from scalelab.search import build, run_study
+
+    folder = tmp_path_factory.mktemp("existing")
+    run_study(*build({**tiny_settings, "kind": "grid", "run_dir": str(folder), "study": "g",
+                      "search": {"alpha": [1, 1], "beta": [1.4, 1.4], "gamma": [1, 1]}}))
+    storage = open_storage(f"sqlite:///{folder / 'scalelab.db'}", create=False)
+
+    def snapshot():
+        return [(s.study_name, s.user_attrs, [(t.number, t.state, t.value) for t in
+                                              optuna.load_study(study_name=s.study_name, storage=storage).trials])
+                for s in storage.get_all_studies()]
+
+    return folder, snapshot
+
+
+GRID = ["--baseline", "baseline_convnet", "--base-width", "0.25", "--base-resolution", "16", "--device", "cpu",
+        "--run-dir", ".", "--study", "g"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["grid", "--target-flops", "2y"], "cannot read --target-flops '2y'"),
+    (["grid", "--target-flops", "50x", "--study", "new"], "no grid point has alpha*beta^2*gamma^2 within 5% of 50"),
+    (["grid", "--baseline", "efficientnet_b9", "--study", "new"], "unknown model 'efficientnet_b9'"),
+    (["grid", "--epochs", "2"], "study 'g' in sqlite:///scalelab.db was made with other settings"),
+    (["grid", "--storage", "postgresql://nobody:secret@127.0.0.1:1/none"],
+     "cannot open study storage postgresql://nobody:***@127.0.0.1:1/none"),
+    (["scale", "--alpha", "0.5", "--study", "new"], "alpha must be a number >= 1"),
+    (["search", "baseline", "--objective", "best"], "unknown objective 'best'"),
+    (["run", "studies/none.toml"], "study file studies/none.toml does not exist"),
+    (["worker", "--study", "missing", "--storage", "scalelab.db"], "no study 'missing' in sqlite:///scalelab.db"),
+    (["results", "--study", "g", "--storage", "nowhere.db"], "no study storage at nowhere.db"),
+])
+def test_bad_input_is_one_line_and_leaves_studies_untouched(capsys, monkeypatch, existing, args, message):
+    folder, snapshot = existing
+    before = snapshot()
+    monkeypatch.chdir(folder)
+    shared = GRID if args[0] in ("grid", "scale") else []
+    code, out, err = run(capsys, monkeypatch, args[0], *shared, *args[1:])  # the later flag wins
+    lines = err.strip().splitlines()
+    assert code != 0 and out == ""
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert snapshot() == before
