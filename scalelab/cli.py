@@ -201,13 +201,17 @@ def bench_train_command(
         b = bench_train(get_preset(name, data.num_classes), splits, images=images, batch_size=batch_size,
                         workers=workers, device=str(dev))
         rows.append(dict(model=b.model, batch_size=b.batch_size, scalelab_images_per_s=b.scalelab_images_per_s,
+                         scalelab_bf16_images_per_s=b.scalelab_bf16_images_per_s,
                          reference_images_per_s=b.reference_images_per_s, speedup=b.speedup,
                          flops_per_image_multiply_adds=b.flops_per_image,
                          achieved_gflop_per_s=b.achieved_flops / 1e9, matmul_gflop_per_s=peak / 1e9))
-        lines.append(f"{b.model} (batch {b.batch_size}): scalelab {b.scalelab_images_per_s:,.0f} images/s, "
-                     f"reference {b.reference_images_per_s:,.0f} images/s, ratio {b.speedup:.2f}x; "
-                     f"model {b.achieved_flops / 1e9:,.1f} GFLOP/s "
-                     f"({100 * b.achieved_flops / peak:.0f}% of matrix-multiply)")
+        bf16 = (f", bf16 autocast {b.scalelab_bf16_images_per_s:,.0f} images/s"
+                if b.scalelab_bf16_images_per_s is not None else "")
+        lines.append(f"{b.model} (batch {b.batch_size}): scalelab fp32 {b.scalelab_images_per_s:,.0f} images/s"
+                     f"{bf16}; reference (fp32) {b.reference_images_per_s:,.0f} images/s; best ratio "
+                     f"{b.speedup:.2f}x (fp32 alone {b.scalelab_images_per_s / b.reference_images_per_s:.2f}x); "
+                     f"model {b.achieved_flops / 1e9:,.1f} GFLOP/s at the best setting "
+                     f"({100 * b.achieved_flops / peak:.0f}% of fp32 matrix-multiply)")
     _emit(dict(device=str(dev), matmul_gflop_per_s=peak / 1e9, models=rows), as_json, "\n".join(lines))
 
 
@@ -245,28 +249,6 @@ def _latency(spec, batch_size: int, device: str) -> tuple[dict[str, Any], list[s
     data = dict(device=str(dev), runs=[r.__dict__ for r in runs],
                 train_step_memory_bytes=memory, memory_method=how)
     return data, lines
-
-
-def main() -> None:
-    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
-    try:
-        app(standalone_mode=False)
-    except typer.TyperException as exc:  # bad flags and values; typer raises its own click errors
-        ctx = getattr(exc, "ctx", None)
-        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
-            typer.echo(ctx.get_help())
-            sys.exit(0)
-        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        typer.echo(f"error: {exc.format_message()}{where}", err=True)
-        sys.exit(getattr(exc, "exit_code", 2))
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except ScalelabError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except (KeyboardInterrupt, typer.Abort):
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
 
 
 # --- Searches and scaling studies (scalelab.search) -------------------------------------------------------
@@ -554,3 +536,25 @@ def report_command(
     files = write_site(results_table(storage or "runs/scalelab.db", study), Path(out), title=title,
                        settings=ReportSettings(n_bootstrap=bootstrap))
     typer.echo(f"Wrote {len(files)} files to {out}/; open {files[0]} in a browser")
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except typer.TyperException as exc:  # bad flags and values; typer raises its own click errors
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            typer.echo(ctx.get_help())
+            sys.exit(0)
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        typer.echo(f"error: {exc.format_message()}{where}", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except ScalelabError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except (KeyboardInterrupt, typer.Abort):
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

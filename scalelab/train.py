@@ -82,6 +82,12 @@ class TrainConfig:
         if not 0 <= self.warmup < 1 or not 0 <= self.label_smoothing < 1:
             raise ScalelabError("warmup and label smoothing must be in [0, 1)")
 
+    def image_budget(self, n_train: int) -> float:
+        """Training images the epoch and image budgets allow (inf when only time limits training). An
+        epoch is every full batch of a permutation: the ragged last batch is dropped."""
+        epoch = max(1, n_train // self.batch_size) * min(self.batch_size, n_train)
+        return min(self.epochs * epoch, self.max_images or math.inf)
+
     @property
     def base_lr(self) -> float:
         if self.lr is not None:
@@ -265,13 +271,11 @@ class _Budget:
     """Fraction of the budget used: the largest of the epoch, image and time fractions."""
 
     def __init__(self, config: TrainConfig, n_train: int) -> None:
-        # An epoch is every full batch of a permutation (the ragged last batch is dropped).
-        epoch = max(1, n_train // config.batch_size) * min(config.batch_size, n_train)
-        self.limits = [config.epochs * epoch, config.max_images or math.inf]
+        self.max_images = config.image_budget(n_train)
         self.max_seconds = config.max_seconds or math.inf
 
     def fraction(self, images: int, seconds: float) -> float:
-        return max(images / min(self.limits), seconds / self.max_seconds)
+        return max(images / self.max_images, seconds / self.max_seconds)
 
     def done(self, images: int, seconds: float) -> bool:
         return self.fraction(images, seconds) >= 1.0

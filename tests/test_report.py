@@ -89,7 +89,12 @@ def test_sweep_page_answers_saturation_and_compound(site):
         answer = re.search(rf"Compound against {dim} at [^<]*", text).group(0)
         # The fixture's compound trials beat every single dimension at its largest FLOPs.
         assert "compound scaling is more accurate" in answer and "95 % CI +" in answer
-    assert text.count("extrapolated") >= 4  # pow2 on four points saturates beyond the data
+    # Four FLOPs values per dimension: each is fitted with a floor (pow3). The fixture's depth curve
+    # flattens inside the measured range; compound scaling keeps gaining beyond its largest trial.
+    rows = {dim: re.search(rf"<tr><td>{dim}</td>.*?</tr>", text, re.S).group(0)
+            for dim in ("width", "depth", "resolution", "compound")}
+    assert all("pow3" in row for row in rows.values())
+    assert "extrapolated" not in rows["depth"] and "extrapolated" in rows["compound"]
 
 
 def test_grid_and_pareto_answers(site):

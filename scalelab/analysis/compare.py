@@ -14,10 +14,12 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from scalelab.analysis.fit import Fit, FitError
-from scalelab.analysis.fit_select import compare_at_equal_compute, select_form
+from scalelab.analysis.fit_select import DEFAULT_FORMS, compare_at_equal_compute, select_form
 
 SINGLE_DIMENSIONS: tuple[str, ...] = ("width", "depth", "resolution")
 DIMENSIONS: tuple[str, ...] = (*SINGLE_DIMENSIONS, "compound")
+SATURATING_FORMS: tuple[str, ...] = ("pow3", "pow4", "mmf4")
+"""Forms with a floor, so that a fitted curve levels off and 'where it saturates' has an answer."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,17 +52,31 @@ def dimension_points(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 def fit_dimensions(df: pd.DataFrame, *, n_bootstrap: int = 200, level: float = 0.95,
                    seed: int = 0) -> dict[str, DimensionFit]:
-    """Validation accuracy against FLOPs, fitted per dimension with the form :func:`select_form` picks."""
+    """Validation accuracy against FLOPs, fitted per dimension with the form :func:`select_form` picks.
+
+    The question is where a dimension saturates, so the candidates are first the forms with a floor
+    (an irreducible error); only a dimension with too few FLOPs values for any of them (three or fewer)
+    falls back to all forms, whose simplest one (pow2) has no ceiling.
+    """
     fits = {}
     for dim, points in dimension_points(df).items():
+        flops, acc = points["flops"].to_numpy(float), points["val_acc"].to_numpy(float)
         try:
-            fit, _ = select_form(points["flops"].to_numpy(float), points["val_acc"].to_numpy(float),
-                                 metric="accuracy", n_bootstrap=n_bootstrap, level=level, seed=seed)
-        except FitError as exc:
-            fits[dim] = DimensionFit(dim, points, None, str(exc))
-        else:
-            fits[dim] = DimensionFit(dim, points, fit)
+            fit = _select(flops, acc, SATURATING_FORMS, n_bootstrap, level, seed)
+        except FitError:
+            try:
+                fit = _select(flops, acc, DEFAULT_FORMS, n_bootstrap, level, seed)
+            except FitError as exc:
+                fits[dim] = DimensionFit(dim, points, None, str(exc))
+                continue
+        fits[dim] = DimensionFit(dim, points, fit)
     return fits
+
+
+def _select(flops: np.ndarray, acc: np.ndarray, forms: tuple[str, ...], n_bootstrap: int, level: float,
+            seed: int) -> Fit:
+    fit, _ = select_form(flops, acc, forms, metric="accuracy", n_bootstrap=n_bootstrap, level=level, seed=seed)
+    return fit
 
 
 def compound_vs_single(fits: dict[str, DimensionFit], *, level: float = 0.95, n_grid: int = 25) -> pd.DataFrame:

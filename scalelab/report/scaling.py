@@ -36,8 +36,10 @@ def scaling_section(fits: dict[str, DimensionFit], *, level: float, gain: float)
         table(headers, rows, numeric=(1, 3)),
         tag("p", "Saturation comes from the fitted curve (Fit.saturation): the FLOPs from which on doubling "
                  "the compute adds less than the stated gain in validation accuracy. Beyond the largest "
-                 "measured FLOPs it is an extrapolation of the chosen form; forms without a floor (pow2) never "
-                 "level off, so they place saturation far out.", class_="how"),
+                 "measured FLOPs it is an extrapolation of the chosen form. Curves are chosen among forms "
+                 "with a floor (pow3, pow4, mmf4) wherever a dimension has four or more FLOPs values; with "
+                 "fewer only pow2 fits, which never levels off and so places saturation far out.",
+            class_="how"),
     ])
 
 

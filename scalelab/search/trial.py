@@ -15,7 +15,6 @@ early, ``reason``. Grid trials add ``predicted_ratio`` and ``measured_ratio``; t
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, NoReturn
 
 import optuna
@@ -114,7 +113,8 @@ class Objective:
         if not self.prunes:
             return
         trial.report(self._values(record.val_acc, price), len(curve))
-        if record.images_seen < _image_budget(self.config, len(self.splits.train[1])) and trial.should_prune():
+        budget = self.config.train.image_budget(len(self.splits.train[1]))
+        if record.images_seen < budget and trial.should_prune():  # the last epoch ends the trial anyway
             _stop(trial, f"pruned after epoch {record.epoch:.2f}: validation accuracy {record.val_acc:.1%} "
                          "is below the median of earlier trials at that point", curve)
 
@@ -132,11 +132,3 @@ def _stop(trial: optuna.Trial, reason: str, curve: list[dict[str, Any]] | None =
 
 def _epochs(curve: list[dict[str, Any]]) -> float:
     return curve[-1]["epoch"] if curve else 0.0
-
-
-def _image_budget(config: StudyConfig, n_train: int) -> float:
-    """Images a full trial trains on (mirrors the epoch and image budgets of scalelab.train), so the
-    last epoch is never pruned: by then the trial is done."""
-    batch = config.train.batch_size
-    per_epoch = max(1, n_train // batch) * min(batch, n_train)
-    return min(config.train.epochs * per_epoch, config.train.max_images or math.inf)
