@@ -535,7 +535,7 @@ def report_command(
 
     files = write_site(results_table(storage or "runs/scalelab.db", study), Path(out), title=title,
                        settings=ReportSettings(n_bootstrap=bootstrap))
-    typer.echo(f"Wrote {len(files)} files to {out}/; open {files[0]} in a browser")
+    typer.echo(f"Wrote {len(files)} files to {Path(out)}; open {files[0]} in a browser")
 
 
 def main() -> None:

@@ -5,7 +5,9 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from scalelab.analysis.results import COLUMNS, results_table
+from scalelab.analysis.results import COLUMNS, NUMERIC, results_table
+from scalelab.arch.spec import HeadSpec, NetworkSpec, StageSpec, StemSpec
+from scalelab.report import write_site
 from scalelab.errors import SearchError
 from scalelab.search import build, run_study
 from scalelab.search.storage import open_storage
@@ -21,6 +23,12 @@ def storage_path(tiny_settings, tmp_path_factory):
                       "search": {"multiples": [1, 4], "dimensions": ["depth"]}}))
     run_study(*build({**tiny_study, "kind": "compare", "study": "c", "evaluate_test": True,
                       "search": {"models": ["baseline_convnet"]}}))
+    skeleton = tmp_path_factory.mktemp("skeleton") / "tiny.json"
+    skeleton.write_text(NetworkSpec(
+        name="tiny", stem=StemSpec(16, 3, 1), resolution=16, num_classes=10, head=HeadSpec(64),
+        stages=(StageSpec("mbconv", 1, 32, 1, 3, 4.0), StageSpec("mbconv", 1, 48, 2, 5, 4.0))).to_json())
+    run_study(*build({**tiny_study, "kind": "baseline", "study": "b", "model": {"name": str(skeleton)},
+                      "search": {"trials": 2, "target": "1x", "max_flops": "10x", "prune": False}}))
     path = f"{tiny_study['run_dir']}/scalelab.db"
     study = optuna.load_study(study_name="s", storage=open_storage(f"sqlite:///{path}"))
     study.add_trial(optuna.create_trial(state=TrialState.PRUNED, user_attrs={"reason": "over --max-flops"}))
@@ -31,7 +39,8 @@ def storage_path(tiny_settings, tmp_path_factory):
 def test_one_row_per_complete_trial_with_the_agreed_columns(storage_path):
     table = results_table(storage_path)
     assert tuple(table.columns) == COLUMNS
-    assert sorted(zip(table["study"], table["kind"])) == [("c", "compare"), ("s", "sweep"), ("s", "sweep")]
+    assert sorted(zip(table["study"], table["kind"])) == [("b", "baseline"), ("b", "baseline"), ("c", "compare"),
+                                                           ("s", "sweep"), ("s", "sweep")]
     sweep = table[table["study"] == "s"].set_index("dimension", drop=False)
     depth = sweep.loc["depth"]
     assert (depth["d"], depth["w"], depth["r"]) == (4.0, 1.0, 1.0) and pd.isna(depth["alpha"])
@@ -49,8 +58,22 @@ def test_one_study_by_name_and_by_url(storage_path):
 
 
 def test_missing_study_or_storage_is_a_clear_error(storage_path, tmp_path):
-    with pytest.raises(SearchError, match="no study 'x' in .* \\(studies there: s, c\\)"):
+    with pytest.raises(SearchError, match="no study 'x' in .* \\(studies there: s, c, b\\)"):
         results_table(storage_path, "x")
     with pytest.raises(SearchError, match="no study storage at"):
         results_table(str(tmp_path / "nowhere.db"))
     assert not (tmp_path / "nowhere.db").exists()
+
+
+def test_numeric_columns_are_numeric_even_where_a_kind_leaves_them_empty(storage_path):
+    table = results_table(storage_path)
+    assert all(pd.api.types.is_numeric_dtype(table[c]) for c in NUMERIC)
+    assert table[table["kind"] == "baseline"]["d"].isna().all()
+
+
+def test_report_site_from_the_recorded_studies(storage_path, tmp_path):
+    files = write_site(results_table(storage_path), tmp_path / "site")
+    names = sorted(f.name for f in files)
+    assert names == ["index.html", "plotly.min.js", "study-b.html", "study-c.html", "study-s.html"]
+    assert "Pareto" in (tmp_path / "site" / "study-b.html").read_text()
+    assert "baseline_convnet-depth4x" in (tmp_path / "site" / "study-s.html").read_text()

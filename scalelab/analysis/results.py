@@ -1,6 +1,6 @@
 """The tidy results table, rebuilt from an Optuna storage alone: one row per finished (COMPLETE) trial.
 
-Columns (None where not applicable): ``study``, ``kind``, ``trial`` (number), ``dimension``, ``d``/``w``/``r``
+Columns (NaN or None where not applicable): ``study``, ``kind``, ``trial`` (number), ``dimension``, ``d``/``w``/``r``
 (depth, width, resolution multipliers), ``alpha``/``beta``/``gamma``/``phi``, ``model`` (spec name),
 ``params``, ``flops`` (multiply-adds per image), ``latency_ms``, ``val_acc``, ``test_acc``, ``epochs``
 (trained), ``wall_s``, ``device``, ``dataset``, ``resolution`` (px), ``curve`` (list of per-epoch dicts)
@@ -22,6 +22,8 @@ from scalelab.search.study import load
 COLUMNS = ("study", "kind", "trial", "dimension", "d", "w", "r", "alpha", "beta", "gamma", "phi", "model",
            "params", "flops", "latency_ms", "val_acc", "test_acc", "epochs", "wall_s", "device", "dataset",
            "resolution", "curve", "spec")
+NUMERIC = ("d", "w", "r", "alpha", "beta", "gamma", "phi", "params", "flops", "latency_ms", "val_acc", "test_acc",
+           "epochs", "wall_s", "resolution")
 _FROM_ATTRS = {"d": "depth", "w": "width", "r": "resolution"}
 
 
@@ -39,7 +41,10 @@ def results_table(storage: str | BaseStorage, study_name: str | None = None) -> 
         studies = [optuna.load_study(study_name=s.study_name, storage=storage) for s in storage.get_all_studies()]
     rows = [_row(study, t) for study in studies
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    for column in NUMERIC:  # None -> NaN, so the columns are numeric even where a kind leaves them empty
+        table[column] = pd.to_numeric(table[column])
+    return table
 
 
 def _row(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:

@@ -122,8 +122,13 @@ def _settings(df: pd.DataFrame, kind: str, s: ReportSettings) -> Html:
 
 
 def _span(values: pd.Series, unit: str) -> str:
-    lo, hi = float(values.min()), float(values.max())
-    return f"{lo:g}{unit}" if lo == hi else f"{lo:g} to {hi:g}{unit}"
+    lo, hi = (_short(float(v)) for v in (values.min(), values.max()))
+    return f"{lo}{unit}" if lo == hi else f"{lo} to {hi}{unit}"
+
+
+def _short(value: float) -> str:
+    """Whole numbers as they are, others to three significant digits (3.98 epochs, not 3.98222)."""
+    return f"{value:.0f}" if value == round(value) else f"{value:.3g}"
 
 
 def _index(df: pd.DataFrame, files: dict[str, str], title: str) -> str:

@@ -41,8 +41,9 @@ def models_section(df: pd.DataFrame) -> Html:
                "epochs", "training time (s)"]
     rows = []
     for r in df.sort_values("val_acc", ascending=False, kind="stable").itertuples():
-        scale = [f"{'baseline' if pd.isna(r.dimension) else r.dimension}: {r.d:.2f}, {r.w:.2f}, {r.r:.2f}"]
-        rows.append([r.model, r.trial, *(scale if scaled else []), si(r.params), si(r.flops), r.resolution,
+        scale = [f"{'baseline' if pd.isna(r.dimension) else r.dimension}: "
+                 + ", ".join(_maybe(v, lambda x: f"{x:.2f}") for v in (r.d, r.w, r.r))] if scaled else []
+        rows.append([r.model, r.trial, *scale, si(r.params), si(r.flops), r.resolution,
                      pct(r.val_acc), *([_maybe(r.test_acc, pct)] if has_test else []),
                      *([_maybe(r.latency_ms, lambda v: f"{v:.2f}")] if has_latency else []),
                      f"{r.epochs:g}", f"{r.wall_s:,.0f}"])
