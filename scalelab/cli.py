@@ -530,11 +530,12 @@ def report_command(
     """Write static HTML pages (figures, fits, tables) of the studies in the storage; they work offline."""
     from pathlib import Path
 
-    from scalelab.analysis.results import results_table
+    from scalelab.analysis.results import results_table, search_rewards
     from scalelab.report import ReportSettings, write_site
 
-    files = write_site(results_table(storage or "runs/scalelab.db", study), Path(out), title=title,
-                       settings=ReportSettings(n_bootstrap=bootstrap))
+    storage = storage or "runs/scalelab.db"
+    settings = ReportSettings(n_bootstrap=bootstrap, rewards=search_rewards(storage))
+    files = write_site(results_table(storage, study), Path(out), title=title, settings=settings)
     typer.echo(f"Wrote {len(files)} files to {Path(out)}; open {files[0]} in a browser")
 
 

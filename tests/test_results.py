@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from scalelab.analysis.results import COLUMNS, NUMERIC, results_table
+from scalelab.analysis.results import COLUMNS, NUMERIC, results_table, search_rewards
 from scalelab.arch.spec import HeadSpec, NetworkSpec, StageSpec, StemSpec
-from scalelab.report import write_site
+from scalelab.report import ReportSettings, write_site
 from scalelab.errors import SearchError
 from scalelab.search import build, run_study
 from scalelab.search.storage import open_storage
@@ -72,8 +72,11 @@ def test_numeric_columns_are_numeric_even_where_a_kind_leaves_them_empty(storage
 
 
 def test_report_site_from_the_recorded_studies(storage_path, tmp_path):
-    files = write_site(results_table(storage_path), tmp_path / "site")
+    rewards = search_rewards(storage_path)
+    assert list(rewards) == ["b"] and rewards["b"][1] == -0.07
+    files = write_site(results_table(storage_path), tmp_path / "site", settings=ReportSettings(rewards=rewards))
     names = sorted(f.name for f in files)
     assert names == ["index.html", "plotly.min.js", "study-b.html", "study-c.html", "study-s.html"]
-    assert "Pareto" in (tmp_path / "site" / "study-b.html").read_text()
+    page = (tmp_path / "site" / "study-b.html").read_text()
+    assert "Pareto" in page and "the search&#x27;s own target" in page
     assert "baseline_convnet-depth4x" in (tmp_path / "site" / "study-s.html").read_text()

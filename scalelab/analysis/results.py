@@ -54,3 +54,17 @@ def _row(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
     row.update(study=study.study_name, kind=a.get("kind", study.user_attrs.get("kind")), trial=trial.number,
                model=spec.get("name"), resolution=spec.get("resolution"), curve=a.get("curve", []), spec=spec)
     return row
+
+
+def search_rewards(storage: str | BaseStorage) -> dict[str, tuple[float, float]]:
+    """(T in multiply-adds, w) of every baseline search in ``storage`` whose reward was on FLOPs."""
+    if isinstance(storage, str):
+        storage = open_storage(storage_url(storage), create=False)
+    out = {}
+    for summary in storage.get_all_studies():
+        attrs = summary.user_attrs
+        search = attrs.get("settings", {}).get("search", {})
+        resolved = attrs.get("resolved", {})
+        if attrs.get("kind") == "baseline" and resolved.get("cost_unit") == "multiply-adds":
+            out[summary.study_name] = (float(resolved["target"]), float(search.get("w", -0.07)))
+    return out

@@ -4,7 +4,8 @@ needs, and the settings of the analysis on its pages."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -27,8 +28,9 @@ class ReportSettings:
 
     ``saturation_gain`` is the accuracy gain (fraction) per doubling of FLOPs below which a dimension counts
     as saturated; ``target_flops`` and ``reward_exponent`` are T and w of the baseline search's reward
-    ``ACC * (FLOPS / T)^w`` (T defaults to the median FLOPs of the search's trials); ``max_curves`` caps the
-    training curves drawn per study.
+    ``ACC * (FLOPS / T)^w`` (T defaults to the median FLOPs of the search's trials); ``rewards`` maps a study
+    name to the (T, w) that search itself used, and wins over both; ``max_curves`` caps the training curves
+    drawn per study.
     """
 
     n_bootstrap: int = 200
@@ -36,6 +38,7 @@ class ReportSettings:
     saturation_gain: float = 0.005
     target_flops: float | None = None
     reward_exponent: float = -0.07
+    rewards: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     max_curves: int = 10
     seed: int = 0
 

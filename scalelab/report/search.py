@@ -39,10 +39,13 @@ def grid_section(df: pd.DataFrame) -> Html:
                  tag("p", tag("strong", answer)), table(headers, rows, numeric=tuple(range(7)))])
 
 
-def pareto_section(df: pd.DataFrame, *, target_flops: float | None, exponent: float) -> Html:
-    """Accuracy against FLOPs with the front highlighted and iso-reward lines."""
+def pareto_section(df: pd.DataFrame, *, target_flops: float | None, exponent: float,
+                   source: str = "set for this report") -> Html:
+    """Accuracy against FLOPs with the front highlighted and iso-reward lines; ``source`` says where T
+    came from (without a T, it is the median FLOPs of the search's trials)."""
     target = float(df["flops"].median()) if target_flops is None else target_flops
-    source = "the median FLOPs of this search's trials" if target_flops is None else "set for this report"
+    if target_flops is None:
+        source = "the median FLOPs of this search's trials"
     scored = df.assign(reward=reward(df["val_acc"], df["flops"], target, exponent),
                        front=pareto_front(df["flops"], df["val_acc"]))
     best = scored.loc[scored["reward"].idxmax()]

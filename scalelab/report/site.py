@@ -75,6 +75,9 @@ def _grid(df: pd.DataFrame, s: ReportSettings) -> Html:
 
 
 def _pareto(df: pd.DataFrame, s: ReportSettings) -> Html:
+    own = s.rewards.get(str(df["study"].iloc[0]))
+    if own is not None:
+        return pareto_section(df, target_flops=own[0], exponent=own[1], source="the search's own target")
     return pareto_section(df, target_flops=s.target_flops, exponent=s.reward_exponent)
 
 
