@@ -56,7 +56,10 @@ def has_fast_bf16(device: str) -> bool:
     """CUDA, or a CPU whose oneDNN has bfloat16 kernels (AVX512-BF16 or AMX)."""
     if torch.device(device).type == "cuda":
         return True
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    try:  # a private oneDNN query (no public one exists); an older or newer torch may lack it
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def matmul_flops(n: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
