@@ -1,0 +1,36 @@
+"""The `scalelab` command line: a thin view over the library (parse flags, call, print).
+
+Commands live in one module per area; importing them registers them on :data:`app`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from scalelab.cli import models, studies, training  # noqa: F401  (register the commands)
+from scalelab.cli._app import app
+from scalelab.errors import ScalelabError
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except typer.TyperException as exc:  # bad flags and values; typer raises its own click errors
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            typer.echo(ctx.get_help())
+            sys.exit(0)
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        typer.echo(f"error: {exc.format_message()}{where}", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except ScalelabError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except (KeyboardInterrupt, typer.Abort):
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,133 @@
+"""`scalelab models`, `cost` and `family`: presets, their Table-1 view and their cost."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+
+from scalelab.cli._app import Classes, JsonFlag, app, emit, models_app
+
+
+def _cost_lines(spec, c) -> list[str]:
+    from scalelab.units import si
+
+    lines = [f"Parameters: {c.params:,} ({si(c.params, 'parameters')})",
+             f"FLOPs:      {c.flops:,} multiply-adds per image at {spec.resolution}x{spec.resolution} px "
+             f"({si(c.flops, 'multiply-adds')})"]
+    if c.uncounted_ops:
+        lines.append(f"Not counted (fvcore has no rule for them): {', '.join(c.uncounted_ops)}")
+    return lines
+
+
+@models_app.command("list")
+def models_list(as_json: JsonFlag = False) -> None:
+    """List the presets with their input resolution and operators."""
+    from scalelab.arch.zoo import get_preset, preset_names
+
+    rows = []
+    for name in preset_names():
+        spec = get_preset(name)
+        rows.append(dict(name=name, resolution_px=spec.resolution,
+                         operators=sorted({st.block for st in spec.stages}),
+                         layers=sum(st.layers for st in spec.stages)))
+    text = "\n".join(f"{r['name']:<24} {r['resolution_px']:>4} px  {r['layers']:>3} layers  "
+                     f"{'+'.join(r['operators'])}" for r in rows)
+    emit(rows, as_json, text)
+
+
+@models_app.command("show")
+def models_show(name: str, classes: Classes = None, as_json: JsonFlag = False) -> None:
+    """Show a preset as the seed's Table 1, with its parameters and FLOPs."""
+    _describe(name, classes=classes, as_json=as_json)
+
+
+@app.command("cost")
+def cost_command(
+    name: Annotated[str, typer.Argument(help="Preset name or spec JSON file.")],
+    classes: Classes = None,
+    resolution: Annotated[Optional[int], typer.Option(min=1, help="Input size in px (after scaling).")] = None,
+    width: Annotated[float, typer.Option(help="Width (channel) multiplier w.")] = 1.0,
+    depth: Annotated[float, typer.Option(help="Depth (layer) multiplier d.")] = 1.0,
+    alpha: Annotated[Optional[float], typer.Option(help="Compound depth base (default 1.2).")] = None,
+    beta: Annotated[Optional[float], typer.Option(help="Compound width base (default 1.1).")] = None,
+    gamma: Annotated[Optional[float], typer.Option(help="Compound resolution base (default 1.15).")] = None,
+    phi: Annotated[Optional[float], typer.Option(help="Compound coefficient: d, w, r = alpha^phi, beta^phi, gamma^phi.")] = None,
+    latency: Annotated[bool, typer.Option("--latency", help="Also time inference and size a training step.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Larger batch for --latency.")] = 64,
+    device: Annotated[str, typer.Option(help="Device for --latency: cpu, cuda or auto.")] = "auto",
+    as_json: JsonFlag = False,
+) -> None:
+    """Parameters, FLOPs (multiply-adds) and optionally latency of a preset, scaled as asked."""
+    _describe(name, classes=classes, resolution=resolution, width=width, depth=depth, alpha=alpha,
+              beta=beta, gamma=gamma, phi=phi, latency=latency, batch_size=batch_size, device=device,
+              as_json=as_json)
+
+
+@app.command("family")
+def family_command(
+    name: Annotated[str, typer.Argument(help="Baseline preset name or spec JSON file.")],
+    alpha: Annotated[float, typer.Option(help="Depth base.")] = 1.2,
+    beta: Annotated[float, typer.Option(help="Width base.")] = 1.1,
+    gamma: Annotated[float, typer.Option(help="Resolution base.")] = 1.15,
+    phi_max: Annotated[int, typer.Option(min=1, max=12, help="Largest compound coefficient.")] = 3,
+    classes: Classes = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Cost of the compound-scaled family phi = 0..N: measured FLOPs growth next to the predicted
+    (alpha * beta^2 * gamma^2)^phi. No training."""
+    from scalelab.arch.scaling import compound_family
+    from scalelab.arch.zoo import resolve
+    from scalelab.cost import cost
+
+    base = resolve(name, classes)
+    rows = []
+    for phi, scale, spec in compound_family(base, alpha, beta, gamma, list(range(phi_max + 1))):
+        c = cost(spec)
+        rows.append(dict(phi=phi, depth=scale.depth, width=scale.width, resolution=scale.resolution,
+                         resolution_px=spec.resolution, params=c.params, flops_multiply_adds=c.flops,
+                         predicted_ratio=scale.flops_multiplier,
+                         measured_ratio=c.flops / rows[0]["flops_multiply_adds"] if rows else 1.0))
+    header = (f"{'phi':>3} {'d':>6} {'w':>6} {'r':>6} {'px':>4} {'params':>12} "
+              f"{'FLOPs (multiply-adds)':>22} {'measured x':>10} {'predicted x':>11}")
+    text = "\n".join([header] + [
+        f"{r['phi']:>3} {r['depth']:>6.3f} {r['width']:>6.3f} {r['resolution']:>6.3f} "
+        f"{r['resolution_px']:>4} {r['params']:>12,} {r['flops_multiply_adds']:>22,} "
+        f"{r['measured_ratio']:>10.3f} {r['predicted_ratio']:>11.3f}" for r in rows])
+    emit(rows, as_json, text)
+
+
+def _describe(name: str, *, as_json: bool, latency: bool = False, batch_size: int = 64,
+              device: str = "auto", **scaling: Any) -> None:
+    from scalelab.arch.zoo import make_spec
+    from scalelab.cost import cost
+
+    spec = make_spec(name, num_classes=scaling.pop("classes"), **scaling)
+    c = cost(spec)
+    data: dict[str, Any] = dict(name=spec.name, resolution_px=spec.resolution, classes=spec.num_classes,
+                                params=c.params, flops_multiply_adds=c.flops,
+                                uncounted_ops=list(c.uncounted_ops), table=spec.table(),
+                                spec=spec.to_dict())
+    lines = [spec.format_table(), "", *_cost_lines(spec, c)]
+    if latency:
+        data["latency"], more = _latency(spec, batch_size, device)
+        lines += more
+    emit(data, as_json, "\n".join(lines))
+
+
+def _latency(spec, batch_size: int, device: str) -> tuple[dict[str, Any], list[str]]:
+    from scalelab.arch.build import build
+    from scalelab.cost import measure_latency, training_memory
+    from scalelab.device import pick_device
+
+    dev = pick_device(device)
+    model = build(spec)
+    runs = [measure_latency(model, spec.resolution, b, device=dev) for b in (1, batch_size)]
+    memory = training_memory(model, spec.resolution, batch_size, device=dev)
+    how = "measured" if dev.type == "cuda" else "estimated: weights, gradients, Adam state, saved activations"
+    lines = [f"Latency on {dev}: batch {r.batch_size}: {r.median_ms:.2f} ms median of {r.repeats} runs "
+             f"({r.images_per_s:,.0f} images/s)" for r in runs]
+    lines.append(f"Training step memory at batch {batch_size}: {memory / 2**20:,.0f} MiB ({how})")
+    data = dict(device=str(dev), runs=[r.__dict__ for r in runs],
+                train_step_memory_bytes=memory, memory_method=how)
+    return data, lines

@@ -1,0 +1,111 @@
+"""`scalelab train` and `scalelab bench train`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+
+from scalelab.cli._app import JsonFlag, app, bench_app, emit
+
+
+@app.command("train")
+def train_command(
+    model: Annotated[str, typer.Argument(help="Preset name or spec JSON file.")],
+    dataset: Annotated[str, typer.Option(help="cifar10-mini, cifar10, cifar10-3class, cifar100, imagefolder:PATH.")] = "cifar10-mini",
+    data_dir: Annotated[Optional[str], typer.Option(help="Data root (default: $SCALELAB_DATA, then the user cache).")] = None,
+    download: Annotated[bool, typer.Option("--download", help="Fetch missing official archives.")] = False,
+    epochs: Annotated[Optional[float], typer.Option(help="Budget in epochs (default 10 when no other budget).")] = None,
+    max_images: Annotated[Optional[int], typer.Option(help="Budget in training images.")] = None,
+    max_seconds: Annotated[Optional[float], typer.Option(help="Budget in seconds of training.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 128,
+    optimizer: Annotated[str, typer.Option(help="adam or sgd (Nesterov).")] = "adam",
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default 1e-3 Adam, 0.1*batch/256 SGD).")] = None,
+    weight_decay: Annotated[float, typer.Option()] = 5e-5,
+    warmup: Annotated[float, typer.Option(help="Fraction of the budget for linear warm-up.")] = 0.05,
+    label_smoothing: Annotated[float, typer.Option()] = 0.0,
+    augment: Annotated[str, typer.Option(help="affine (rotation/shift/zoom/flip), crop or none.")] = "affine",
+    dropout: Annotated[Optional[float], typer.Option(help="Override the head dropout.")] = None,
+    drop_path: Annotated[Optional[float], typer.Option(help="Override the stochastic-depth rate.")] = None,
+    resolution: Annotated[Optional[int], typer.Option(min=1, help="Input size in px (default: the model's).")] = None,
+    val_fraction: Annotated[float, typer.Option(help="Share of each training class held out for validation.")] = 0.1,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bfloat16 autocast (default: on CUDA only).")] = None,
+    test: Annotated[bool, typer.Option("--test/--no-test", help="Evaluate the test split once at the end.")] = True,
+    out: Annotated[Optional[str], typer.Option(help="Write the JSON result to this file.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train one model with the short-trial trainer and report its accuracy curve."""
+    from pathlib import Path
+
+    from scalelab.arch.zoo import make_spec
+    from scalelab.data import load_dataset, split_validation
+    from scalelab.device import pick_device
+    from scalelab.train import TrainConfig, train
+
+    dev = pick_device(device)
+    data = load_dataset(dataset, data_dir, download=download)
+    spec = make_spec(model, num_classes=data.num_classes, resolution=resolution)
+    budgets = dict(epochs=epochs, max_images=max_images, max_seconds=max_seconds)
+    if all(v is None for v in budgets.values()):
+        budgets["epochs"] = 10.0
+    elif epochs is None:
+        budgets["epochs"] = float("inf")
+    config = TrainConfig(**budgets, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                         weight_decay=weight_decay, warmup=warmup, label_smoothing=label_smoothing,
+                         augment=augment, dropout=dropout, drop_path=drop_path, seed=seed, amp=amp)
+    splits = split_validation(data, val_fraction, seed)
+    result = train(spec, splits, config, device=dev, evaluate_test=test, progress=not as_json)
+    record = result.to_dict()
+    if out:
+        Path(out).write_text(json.dumps(record, indent=2))
+    lines = [f"{spec.name} on {data.name} ({dev}): validation accuracy {100 * result.val_acc:.2f}% "
+             f"(val split, {len(splits.val[1]):,} images)"]
+    if result.test_acc is not None:
+        lines.append(f"test accuracy {100 * result.test_acc:.2f}% (test split, {len(splits.test[1]):,} images)")
+    lines.append(f"{result.images_seen:,} training images in {result.train_s:.1f} s of training "
+                 f"({result.images_per_s:,.0f} images/s); {result.wall_s:.1f} s in all")
+    text = "\n".join(lines)
+    emit(record, as_json, text)
+
+
+@bench_app.command("train")
+def bench_train_command(
+    models: Annotated[Optional[list[str]], typer.Argument(help="Presets (default: baseline_convnet efficientnet_b0_32).")] = None,
+    dataset: Annotated[str, typer.Option(help="Dataset to read images from.")] = "cifar10-mini",
+    data_dir: Annotated[Optional[str], typer.Option(help="Data root.")] = None,
+    images: Annotated[int, typer.Option(min=1, help="Timed training images per loop.")] = 2048,
+    batch_size: Annotated[int, typer.Option(min=1)] = 128,
+    workers: Annotated[int, typer.Option(min=0, help="DataLoader workers of the reference loop (the tutorials use 2).")] = 2,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    as_json: JsonFlag = False,
+) -> None:
+    """Images/s of scalelab's trainer vs a tutorial-style DataLoader loop, and achieved model FLOP/s."""
+    from scalelab.arch.zoo import get_preset
+    from scalelab.bench import bench_train, matmul_flops
+    from scalelab.data import load_dataset, split_validation
+    from scalelab.device import pick_device
+
+    dev = pick_device(device)
+    data = load_dataset(dataset, data_dir)
+    splits = split_validation(data, 0.1, 0)
+    peak = matmul_flops(device=str(dev))
+    rows, lines = [], [f"device {dev}; dense fp32 matrix multiply: {peak / 1e9:,.1f} GFLOP/s"]
+    for name in models or ["baseline_convnet", "efficientnet_b0_32"]:
+        b = bench_train(get_preset(name, data.num_classes), splits, images=images, batch_size=batch_size,
+                        workers=workers, device=str(dev))
+        rows.append(dict(model=b.model, batch_size=b.batch_size, scalelab_images_per_s=b.scalelab_images_per_s,
+                         scalelab_bf16_images_per_s=b.scalelab_bf16_images_per_s,
+                         reference_images_per_s=b.reference_images_per_s, speedup=b.speedup,
+                         flops_per_image_multiply_adds=b.flops_per_image,
+                         achieved_gflop_per_s=b.achieved_flops / 1e9, matmul_gflop_per_s=peak / 1e9))
+        bf16 = (f", bf16 autocast {b.scalelab_bf16_images_per_s:,.0f} images/s"
+                if b.scalelab_bf16_images_per_s is not None else "")
+        lines.append(f"{b.model} (batch {b.batch_size}): scalelab fp32 {b.scalelab_images_per_s:,.0f} images/s"
+                     f"{bf16}; reference (fp32) {b.reference_images_per_s:,.0f} images/s; best ratio "
+                     f"{b.speedup:.2f}x (fp32 alone {b.scalelab_images_per_s / b.reference_images_per_s:.2f}x); "
+                     f"model {b.achieved_flops / 1e9:,.1f} GFLOP/s at the best setting "
+                     f"({100 * b.achieved_flops / peak:.0f}% of fp32 matrix-multiply)")
+    emit(dict(device=str(dev), matmul_gflop_per_s=peak / 1e9, models=rows), as_json, "\n".join(lines))
