@@ -227,12 +227,13 @@ def compare_command(
 def run_command(
     study_file: Annotated[str, typer.Argument(help="A study file, such as studies/smoke_grid.toml.")],
     trials: Annotated[Optional[int], typer.Option(min=1, help="Trials to finish (baseline searches).")] = None,
+    profile: Annotated[Optional[str], typer.Option(help="Budget profile of the file: smoke, cpu or gpu.")] = None,
     flags: Optional[dict] = None,
 ) -> None:
     """Run (or resume) the study a TOML file describes; flags override the file."""
     from scalelab.search import run_file
 
-    typer.echo(run_file(study_file, _with(flags, search=_given(trials=trials))).text())
+    typer.echo(run_file(study_file, _with(flags, search=_given(trials=trials)), profile).text())
 
 
 @app.command("worker")

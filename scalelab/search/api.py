@@ -33,9 +33,9 @@ def run_study(config: StudyConfig, options: RunOptions | None = None) -> Summary
     return summarise(load(storage, name), config, options)
 
 
-def run_file(path: str | Path, overrides: dict[str, Any] | None = None) -> Summary:
-    """Run the study a TOML file describes, with ``overrides`` (flags) on top."""
-    return run_study(*build(load_study_file(path), overrides))
+def run_file(path: str | Path, overrides: dict[str, Any] | None = None, profile: str | None = None) -> Summary:
+    """Run the study a TOML file describes, in budget ``profile`` if given, with ``overrides`` (flags) on top."""
+    return run_study(*build(load_study_file(path, profile), overrides))
 
 
 def run_kind(kind: str, overrides: dict[str, Any]) -> Summary:

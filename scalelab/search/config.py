@@ -217,15 +217,30 @@ class RunOptions:
             raise SearchError(f"--workers must be at least 1, got {self.workers}")
 
 
-def load_study_file(path: str | Path) -> dict[str, Any]:
-    """The raw contents of a TOML study file."""
+def load_study_file(path: str | Path, profile: str | None = None) -> dict[str, Any]:
+    """The contents of a TOML study file, with budget profile ``profile`` applied.
+
+    A file may hold ``[profiles.NAME]`` tables (``smoke`` for tests, ``cpu`` for a 2-core machine,
+    ``gpu`` for the paper's scale), each in the shape of the file itself; a profile's values replace the
+    file's key by key, and its study is named ``<study>-<profile>`` so that profiles never share one.
+    """
     path = Path(path)
     try:
-        return tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
         raise SearchError(f"study file {path} does not exist; see studies/ for examples") from exc
     except tomllib.TOMLDecodeError as exc:
         raise SearchError(f"study file {path} is not valid TOML: {exc}") from exc
+    profiles = data.pop("profiles", {})
+    if profile is None:
+        return data
+    if profile not in profiles:
+        known = ", ".join(profiles) or "none"
+        raise SearchError(f"study file {path} has no profile '{profile}' (its profiles: {known})")
+    data = _merge(data, profiles[profile])
+    if "study" in data:
+        data["study"] = f"{data['study']}-{profile}"
+    return data
 
 
 def build(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> tuple[StudyConfig, RunOptions]:
