@@ -3,7 +3,7 @@ with pruning on validation accuracy, and record everything on the Optuna trial.
 
 Trial user attributes (None where not applicable): ``kind``, ``dataset``, ``split`` ('val': the split
 ``val_acc`` and the objective use), ``spec`` (dict), ``params``, ``flops`` (multiply-adds per image),
-``latency_ms`` (batch 1, when the search measures latency), ``dimension``, ``depth``/``width``/``resolution``
+``latency_ms`` (batch 1, in searches on latency and in comparisons), ``dimension``, ``depth``/``width``/``resolution``
 (multipliers), ``alpha``/``beta``/``gamma``/``phi``, ``multiple`` (planned FLOPs multiple),
 ``aliases`` (grid points or sweep settings that round to this same network), ``curve`` (one dict per
 epoch: epoch, images_seen, train_loss, train_acc, val_acc, wall_s), ``val_acc``, ``test_acc`` (when
@@ -65,10 +65,11 @@ class Objective:
                      **where, "kind": self.config.kind, "dataset": self.config.dataset, "split": "val"})
         c = cost(spec)
         _set(trial, dict(spec=spec.to_dict(), params=c.params, flops=c.flops))
-        price = float(c.flops)
-        if self.latency:
-            price = measure_latency(build(spec), spec.resolution, 1, device=self.device).median_ms
-            trial.set_user_attr("latency_ms", price)
+        latency = None
+        if self.latency or self.config.kind == "compare":  # comparisons report latency (Table 2, Figure 4)
+            latency = measure_latency(build(spec), spec.resolution, 1, device=self.device).median_ms
+            trial.set_user_attr("latency_ms", latency)
+        price = latency if self.latency else float(c.flops)
         self._check_caps(trial, spec, c.flops)
         curve: list[dict[str, Any]] = []
         try:
