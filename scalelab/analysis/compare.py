@@ -1,6 +1,6 @@
 """Answers a scaling study gives from its results table: a fitted accuracy-versus-FLOPs curve per scaling
 dimension, compound scaling against each single dimension at equal FLOPs, and the accuracy-FLOPs
-Pareto front with the search reward ``ACC * (FLOPS / T)^w``.
+Pareto front (the search reward ``ACC * (FLOPS / T)^w`` is :func:`scalelab.search.targets.reward`).
 
 Accuracies are the ``val_acc`` column: the validation split held out from the training data.
 """
@@ -111,8 +111,3 @@ def pareto_front(flops: ArrayLike, accuracy: ArrayLike) -> np.ndarray:
     no_worse = (f[None, :] <= f[:, None]) & (a[None, :] >= a[:, None])
     better = (f[None, :] < f[:, None]) | (a[None, :] > a[:, None])
     return ~np.any(no_worse & better, axis=1)
-
-
-def reward(accuracy: ArrayLike, flops: ArrayLike, target_flops: float, exponent: float) -> np.ndarray:
-    """The baseline search's objective ``ACC * (FLOPS / T)^w`` (Section 5.1 of the seed report); ``T > 0``."""
-    return np.asarray(accuracy, dtype=float) * (np.asarray(flops, dtype=float) / target_flops) ** exponent

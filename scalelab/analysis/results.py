@@ -33,8 +33,7 @@ def results_table(storage: str | BaseStorage, study_name: str | None = None) -> 
     ``storage`` is a storage object, a SQLAlchemy URL or a SQLite file path; a missing file or study
     raises :class:`~scalelab.errors.SearchError`.
     """
-    if isinstance(storage, str):
-        storage = open_storage(storage_url(storage), create=False)
+    storage = _open(storage)
     if study_name is not None:
         studies = [load(storage, study_name)]
     else:
@@ -58,8 +57,7 @@ def _row(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
 
 def search_rewards(storage: str | BaseStorage) -> dict[str, tuple[float, float]]:
     """(T in multiply-adds, w) of every baseline search in ``storage`` whose reward was on FLOPs."""
-    if isinstance(storage, str):
-        storage = open_storage(storage_url(storage), create=False)
+    storage = _open(storage)
     out = {}
     for summary in storage.get_all_studies():
         attrs = summary.user_attrs
@@ -68,3 +66,8 @@ def search_rewards(storage: str | BaseStorage) -> dict[str, tuple[float, float]]
         if attrs.get("kind") == "baseline" and resolved.get("cost_unit") == "multiply-adds":
             out[summary.study_name] = (float(resolved["target"]), float(search.get("w", -0.07)))
     return out
+
+
+def _open(storage: str | BaseStorage) -> BaseStorage:
+    """An existing storage from a URL or SQLite path (never creates one), or the storage given."""
+    return open_storage(storage_url(storage), create=False) if isinstance(storage, str) else storage

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from scalelab.analysis.compare import pareto_front, reward
+from scalelab.analysis.compare import pareto_front
+from scalelab.search.targets import reward
 from scalelab.report.html import Html, cell, figure, flops, join, pct, table, tag
 from scalelab.report.style import LAYOUT, VAL_ACC_AXIS, flops_axis
 
@@ -28,7 +29,7 @@ def grid_section(df: pd.DataFrame) -> Html:
            f"α tried, with K = {k:.2f} (the median over the grid), so points on the line of their α cost the "
            f"same FLOPs growth per unit φ. The star marks the most accurate trial.")
     answer = (f"Winner: α = {best['alpha']:.2f}, β = {best['beta']:.2f}, γ = {best['gamma']:.2f} "
-              f"(α·β²·γ² = {best['alpha'] * best['beta'] ** 2 * best['gamma'] ** 2:.2f}) with "
+              f"(α·β²·γ² = {product[best.name]:.2f}) with "
               f"{pct(best['val_acc'])} validation accuracy at {flops(best['flops'])} (trial {best['trial']}, "
               f"model {best['model']}).")
     order = df.assign(product=product).sort_values("val_acc", ascending=False, kind="stable")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from scalelab.errors import ScalelabError, SearchError
 from scalelab.units import parse_quantity
@@ -46,7 +47,7 @@ def parse_target(text: str, option: str, unit: str = "") -> Target:
     return target
 
 
-def reward(accuracy: float, cost: float, target: float, w: float) -> float:
+def reward(accuracy: Any, cost: Any, target: float, w: float) -> Any:
     """MnasNet's reward ACC(m) * (cost(m) / T)^w: with w < 0 a network twice the target cost must be
-    2^-w times as accurate to score the same."""
+    2^-w times as accurate to score the same. Numbers or arrays (the report scores whole columns)."""
     return accuracy * (cost / target) ** w
