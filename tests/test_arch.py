@@ -115,6 +115,17 @@ def test_resolve_reads_spec_files(tmp_path):
         resolve(str(tmp_path / "missing.json"))
 
 
+def test_resolve_at_pixels_keeps_the_architecture_and_sets_the_input_size():
+    spec = resolve("resnet152@32", num_classes=10)
+    preset = get_preset("resnet152", 10)
+    assert spec.resolution == 32 and spec.name == "resnet152@32"
+    assert spec.stages == preset.stages and spec.resolution != preset.resolution
+    assert resolve("resnet152@32", 10) != resolve("resnet152_32", 10)  # not the small-input stem
+    for bad in ("resnet152@", "resnet152@x", "resnet152@4"):
+        with pytest.raises(SpecError, match="input size in pixels"):
+            resolve(bad)
+
+
 @pytest.mark.parametrize("text, match", [
     ("{not json", "not valid JSON"), ("[1, 2]", "must be an object"), ('{"name": "x"}', "not a valid")])
 def test_bad_spec_json(text, match):

@@ -155,7 +155,18 @@ def get_preset(name: str, num_classes: int = 1000) -> NetworkSpec:
 
 
 def resolve(name_or_path: str, num_classes: int | None = None) -> NetworkSpec:
-    """A preset name or the path of a spec JSON file (as written by `scalelab search baseline`)."""
+    """A preset name or the path of a spec JSON file (as written by `scalelab search baseline`).
+
+    A ``@PIXELS`` suffix sets the input resolution and keeps the architecture: ``resnet152@32`` is
+    ResNet-152 with its ImageNet stem fed 32 px images (``resnet152_32`` swaps in a small-input stem).
+    """
+    base, at, pixels = name_or_path.rpartition("@")
+    if at and not Path(name_or_path).is_file():
+        if not pixels.isdigit() or int(pixels) < 8:
+            raise SpecError(f"'{name_or_path}': the part after '@' must be an input size in pixels "
+                            f"(at least 8), as in resnet152@32")
+        spec = resolve(base, num_classes)
+        return dataclasses.replace(spec, name=f"{spec.name}@{pixels}", resolution=int(pixels))
     if name_or_path.endswith(".json") or Path(name_or_path).is_file():
         path = Path(name_or_path)
         if not path.is_file():
