@@ -91,7 +91,8 @@ def test_compare_then_results_and_worker(capsys, monkeypatch, tmp_path, tiny, ti
     code, out, err = run(capsys, monkeypatch, "worker", "--study", "c", "--storage", db, "--no-progress")
     assert code == 0 and "ran 0 trial(s)" in out  # nothing left: finished trials never re-run
     csv = tmp_path / "c.csv"
-    code, out, err = run(capsys, monkeypatch, "results", "--study", "c", "--storage", db, "--csv", str(csv))
+    code, out, err = run(capsys, monkeypatch, "results", "--study", "c", "--run-dir", str(tmp_path),
+                         "--csv", str(csv))  # the storage found through --run-dir, as `run` made it
     assert code == 0, err
     assert "val_acc" in out and "curve" not in out and "tiny_mb" in out
     import pandas as pd

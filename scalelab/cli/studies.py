@@ -11,6 +11,11 @@ import typer
 from scalelab.cli._app import app, search_app
 from scalelab.errors import ScalelabError
 
+# Where the commands that read an existing study (worker, results, report) find its storage.
+_StorageOption = Annotated[Optional[str], typer.Option(
+    help="SQLAlchemy URL or SQLite file (default <run-dir>/scalelab.db).")]
+_RunDirOption = Annotated[str, typer.Option(help="Folder holding the default storage (default runs).")]
+
 # (parameter, type, option, where the value goes in the study settings) for every study command.
 _STUDY_FLAGS = [
     ("dataset", str, typer.Option(help="Dataset name (default cifar10-mini)."), ("dataset",)),
@@ -239,7 +244,8 @@ def run_command(
 @app.command("worker")
 def worker_command(
     study: Annotated[str, typer.Option(help="Name of the study to join.")],
-    storage: Annotated[Optional[str], typer.Option(help="Its storage: SQLAlchemy URL or SQLite file (default runs/scalelab.db).")] = None,
+    storage: _StorageOption = None,
+    run_dir: _RunDirOption = "runs",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     data_dir: Annotated[Optional[str], typer.Option(help="Where the study's dataset lies on this machine.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Print progress.")] = True,
@@ -250,22 +256,24 @@ def worker_command(
     from scalelab.search import join_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    ran = join_study(study, storage, device=device, progress=progress, data_dir=data_dir)
+    ran = join_study(study, storage, run_dir=run_dir, device=device, progress=progress, data_dir=data_dir)
     typer.echo(f"worker finished: ran {ran} trial(s) of study '{study}'")
 
 
 @app.command("results")
 def results_command(
     study: Annotated[Optional[str], typer.Option(help="Study name (default: every study in the storage).")] = None,
-    storage: Annotated[Optional[str], typer.Option(help="SQLAlchemy URL or SQLite file (default runs/scalelab.db).")] = None,
+    storage: _StorageOption = None,
+    run_dir: _RunDirOption = "runs",
     csv: Annotated[Optional[str], typer.Option(help="Also write the full table (curve and spec as JSON) here.")] = None,
 ) -> None:
     """The tidy table of finished trials, rebuilt from the storage (one row per trial)."""
     import pandas as pd
 
     from scalelab.analysis.results import results_table
+    from scalelab.search.storage import storage_url
 
-    table = results_table(storage or "runs/scalelab.db", study)
+    table = results_table(storage_url(storage, run_dir), study)
     if csv:
         table.assign(curve=table["curve"].map(json.dumps), spec=table["spec"].map(json.dumps)).to_csv(csv, index=False)
     with pd.option_context("display.max_columns", None, "display.width", 200):
@@ -279,7 +287,8 @@ def results_command(
 def report_command(
     out: Annotated[str, typer.Option(help="Folder for the HTML pages (created if needed).")] = "reports",
     study: Annotated[Optional[str], typer.Option(help="Report only this study (default: every study).")] = None,
-    storage: Annotated[Optional[str], typer.Option(help="SQLAlchemy URL or SQLite file (default runs/scalelab.db).")] = None,
+    storage: _StorageOption = None,
+    run_dir: _RunDirOption = "runs",
     title: Annotated[str, typer.Option(help="Title of the index page.")] = "scalelab report",
     bootstrap: Annotated[int, typer.Option(min=1, help="Bootstrap replicates per fitted curve.")] = 200,
 ) -> None:
@@ -288,8 +297,9 @@ def report_command(
 
     from scalelab.analysis.results import results_table, search_rewards
     from scalelab.report import ReportSettings, write_site
+    from scalelab.search.storage import storage_url
 
-    storage = storage or "runs/scalelab.db"
+    storage = storage_url(storage, run_dir)
     settings = ReportSettings(n_bootstrap=bootstrap, rewards=search_rewards(storage))
     files = write_site(results_table(storage, study), Path(out), title=title, settings=settings)
     typer.echo(f"Wrote {len(files)} files to {Path(out)}; open {files[0]} in a browser")
