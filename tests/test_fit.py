@@ -198,6 +198,28 @@ def test_saturation_matches_the_closed_form_for_a_power_law() -> None:
         fit.saturation(0.0)
 
 
+def test_saturation_interval_holds_the_point_and_narrows_with_less_noise() -> None:
+    threshold = 0.005
+    truth = fit_curve(COMPUTE, power_law(COMPUTE), "pow3", n_bootstrap=0).saturation(threshold)
+    widths = []
+    for sigma in (0.002, 0.006):
+        fit = fit_curve(COMPUTE, noisy(power_law(COMPUTE), sigma, 4), "pow3", n_bootstrap=150)
+        lo, hi = fit.saturation_ci(threshold)
+        assert lo <= fit.saturation(threshold) <= hi
+        assert lo <= truth <= hi
+        widths.append(np.log(hi / lo))
+    assert 0 < widths[0] < widths[1]
+    with pytest.raises(FitError, match="no bootstrap"):
+        fit_curve(COMPUTE, power_law(COMPUTE), "pow3", n_bootstrap=0).saturation_ci(threshold)
+
+
+def test_saturation_interval_may_be_unbounded_but_never_nan() -> None:
+    # A pure power law (no floor) with a gain threshold it only reaches far out: some replicates never do.
+    fit = fit_curve(COMPUTE, noisy(power_law(COMPUTE, floor=0.0), 0.01, 5), "pow2", n_bootstrap=100)
+    lo, hi = fit.saturation_ci(1e-3)
+    assert not np.isnan(lo) and not np.isnan(hi) and lo <= hi
+
+
 def test_compare_at_equal_compute_separates_different_curves() -> None:
     better = fit_curve(COMPUTE, noisy(power_law(COMPUTE, floor=0.05), 0.004, 1), "pow3", n_bootstrap=80)
     worse = fit_curve(COMPUTE, noisy(power_law(COMPUTE, floor=0.10), 0.004, 2), "pow3", n_bootstrap=80)

@@ -95,6 +95,7 @@ def test_sweep_page_answers_saturation_and_compound(site):
             for dim in ("width", "depth", "resolution", "compound")}
     assert all("pow3" in row for row in rows.values())
     assert "extrapolated" not in rows["depth"] and "extrapolated" in rows["compound"]
+    assert all("95% interval" in row for row in rows.values())  # bootstrap spread of the point
 
 
 def test_grid_and_pareto_answers(site):

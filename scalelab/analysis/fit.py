@@ -101,12 +101,30 @@ class Fit:
         Returns the smallest fitted compute if that already holds there, ``inf`` if it never holds within
         100 decades beyond it.
         """
-        if not np.isfinite(threshold) or threshold <= 0:
-            raise FitError(f"saturation threshold must be a positive number; got {threshold}")
+        _check_threshold(threshold)
+        return self._saturation(self._theta, threshold)
+
+    def saturation_ci(self, threshold: float = 0.01, level: float | None = None) -> tuple[float, float]:
+        """Bootstrap percentile interval of :meth:`saturation` at ``level`` (default: the fit's level).
+
+        Either end may be ``inf`` (replicates that never level off); the ends are observed replicate
+        values, never interpolated, so an infinite tail cannot turn into NaN.
+        """
+        _check_threshold(threshold)
+        level = self.level if level is None else level
+        _check_level(level)
+        if self.n_bootstrap == 0:
+            raise FitError("this fit has no bootstrap replicates; refit with n_bootstrap > 0")
+        points = np.array([self._saturation(theta, threshold) for theta in self._boot])
+        tail = 50.0 * (1.0 - level)
+        return (float(np.percentile(points, tail, method="lower")),
+                float(np.percentile(points, 100.0 - tail, method="higher")))
+
+    def _saturation(self, theta: np.ndarray, threshold: float) -> float:
         form, step = FORMS[self.form], np.log(2.0)
 
         def excess(t: np.ndarray) -> np.ndarray:
-            pair = form.evaluate(self._theta, np.concatenate([np.atleast_1d(t), np.atleast_1d(t) + step]))
+            pair = form.evaluate(theta, np.concatenate([np.atleast_1d(t), np.atleast_1d(t) + step]))
             return pair[: pair.size // 2] - pair[pair.size // 2 :] - threshold
 
         t0 = np.log(self.c_range[0] / self.c_ref)
@@ -118,6 +136,11 @@ class Fit:
             return float("inf")
         i = above[-1]
         return float(self.c_ref * np.exp(brentq(lambda s: excess(s)[0], grid[i], grid[i + 1])))
+
+
+def _check_threshold(threshold: float) -> None:
+    if not np.isfinite(threshold) or threshold <= 0:
+        raise FitError(f"saturation threshold must be a positive number; got {threshold}")
 
 
 def fit_curve(

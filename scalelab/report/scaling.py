@@ -36,7 +36,8 @@ def scaling_section(fits: dict[str, DimensionFit], *, level: float, gain: float)
         table(headers, rows, numeric=(1, 3)),
         tag("p", "Saturation comes from the fitted curve (Fit.saturation): the FLOPs from which on doubling "
                  "the compute adds less than the stated gain in validation accuracy. Beyond the largest "
-                 "measured FLOPs it is an extrapolation of the chosen form. Curves are chosen among forms "
+                 "measured FLOPs it is an extrapolation of the chosen form; the interval is the spread of the same "
+                 "point over the bootstrap refits. Curves are chosen among forms "
                  "with a floor (pow3, pow4, mmf4) wherever a dimension has four or more FLOPs values; with "
                  "fewer only pow2 fits, which never levels off and so places saturation far out.",
             class_="how"),
@@ -133,10 +134,20 @@ def _saturation(fit: Fit, gain: float) -> str:
     if not np.isfinite(at):
         return "never within 100 decades: the curve keeps gaining"
     if at <= lo:
-        return f"already at the smallest trial ({flops(lo)})"
-    if at <= hi:
-        return f"{flops(at)} (within the measured range)"
-    return f"{flops(at)}, {at / hi:,.0f}× beyond the largest trial (extrapolated)"
+        where = f"already at the smallest trial ({flops(lo)})"
+    elif at <= hi:
+        where = f"{flops(at)} (within the measured range)"
+    else:
+        where = f"{flops(at)}, {at / hi:,.{1 if at / hi < 10 else 0}f}× beyond the largest trial (extrapolated)"
+    return where + _saturation_interval(fit, gain)
+
+
+def _saturation_interval(fit: Fit, gain: float) -> str:
+    if fit.n_bootstrap == 0:
+        return ""
+    lo, hi = fit.saturation_ci(gain)
+    upper = flops(hi) if np.isfinite(hi) else "never (some refits keep gaining)"
+    return f"; {fit.level:.0%} interval {si(lo)} to {upper}"
 
 
 def _answer(rows: pd.DataFrame, dim: str, band: str) -> str:
