@@ -49,6 +49,14 @@ def test_every_preset_runs_forward_at_small_resolution(name):
     assert torch.isfinite(out).all()
 
 
+def test_b0_fused_changes_only_the_operator_of_the_first_three_stages():
+    b0, fused = get_preset("efficientnet_b0", 10), get_preset("efficientnet_b0_fused", 10)
+    assert [s.block for s in fused.stages] == ["fused_mbconv"] * 3 + ["mbconv"] * 4
+    assert fused.stages[3:] == b0.stages[3:] and fused.head == b0.head and fused.stem == b0.stem
+    for a, b in zip(fused.stages, b0.stages):
+        assert (a.layers, a.out_channels, a.stride, a.expand_ratio) == (b.layers, b.out_channels, b.stride, b.expand_ratio)
+
+
 @pytest.mark.parametrize("channels, expected", [
     (32, 32), (35.2, 32), (36, 40), (12, 16), (4, 8), (1, 8), (17.6, 16), (20, 24), (19.9, 24)])
 def test_round_filters_nearest_multiple_of_8_never_below_90_percent(channels, expected):

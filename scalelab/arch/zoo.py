@@ -73,6 +73,16 @@ def efficientnet(variant: str, num_classes: int = 1000) -> NetworkSpec:
     return dataclasses.replace(scaled, resolution=resolution)  # the published sizes are not r * 224
 
 
+def efficientnet_b0_fused(num_classes: int = 1000) -> NetworkSpec:
+    """B0 with Fused-MBConv (a full 3x3 convolution in place of the 1x1 expansion and 3x3 depthwise, no
+    squeeze-excitation) in its first three MBConv stages, as EfficientNetV2 does early on: the seed's
+    "EfficientNet V2" (Section 7.2), which changes the operator and keeps B0's layout."""
+    b0 = efficientnet("b0", num_classes)
+    stages = tuple(_fused(st.expand_ratio, 3, st.stride, st.out_channels, st.layers) if i < 3 else st
+                   for i, st in enumerate(b0.stages))
+    return dataclasses.replace(b0, name="efficientnet_b0_fused", stages=stages)
+
+
 def efficientnet_v2(variant: str, num_classes: int = 1000) -> NetworkSpec:
     stem, stages, resolution, dropout = _V2[variant]
     return NetworkSpec(name=f"efficientnet_v2_{variant}", stem=StemSpec(stem, 3, 2), stages=stages,
@@ -127,6 +137,7 @@ def _registry() -> dict[str, Callable[[int], NetworkSpec]]:
     reg: dict[str, Callable[[int], NetworkSpec]] = {}
     for v in EFFICIENTNET_FAMILY:
         reg[f"efficientnet_{v}"] = lambda k, v=v: efficientnet(v, k)
+    reg["efficientnet_b0_fused"] = efficientnet_b0_fused
     for v in _V2:
         reg[f"efficientnet_v2_{v}"] = lambda k, v=v: efficientnet_v2(v, k)
     for depth in _RESNETS:
