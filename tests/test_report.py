@@ -19,7 +19,7 @@ FIGURES = {
     "study-sweep-b0-cifar10.html": ["fig-scaling", "fig-compound-vs-single", "fig-curves"],
     "study-grid-b0-cifar10.html": ["fig-grid", "fig-curves"],
     "study-baseline-search-cifar10.html": ["fig-pareto", "fig-curves"],
-    "study-script-alert-1-script.html": ["fig-curves"],
+    "study-script-alert-1-script.html": ["fig-latency-ms", "fig-curves"],
 }
 
 
@@ -146,3 +146,14 @@ def test_colliding_study_names_get_distinct_pages(results, tmp_path):
     two = pd.concat([compare.assign(study="A b"), compare.assign(study="a-b")])
     names = [p.name for p in write_site(two, tmp_path, settings=SETTINGS)]
     assert names == ["index.html", "study-a-b.html", "study-a-b-2.html", "plotly.min.js"]
+
+
+def test_comparison_page_plots_accuracy_against_latency_and_training_speed(results, tmp_path):
+    compare = results[results["kind"] == "compare"].copy()
+    speeds = np.linspace(100.0, 400.0, len(compare))
+    compare["images_per_s"] = speeds
+    page = write_site(compare, tmp_path, settings=SETTINGS)[1].read_text()
+    assert re.findall(r'<div id="(fig-[a-z-]+)"', page) == ["fig-latency-ms", "fig-images-per-s", "fig-curves"]
+    assert re.search(r"<th[^>]*>training \(images/s\)</th>", page)
+    fastest = compare.iloc[int(np.argmax(speeds))]["model"]
+    assert re.search(rf"Fastest to train: {re.escape(fastest)} \(400 images/s\)", page)

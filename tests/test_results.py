@@ -52,6 +52,7 @@ def test_one_row_per_complete_trial_with_the_agreed_columns(storage_path):
     compare = table[table["study"] == "c"].iloc[0]
     assert pd.isna(compare["dimension"]) and 0 <= compare["test_acc"] <= 1 and compare["params"] > 0
     assert compare["latency_ms"] > 0 and pd.isna(depth["latency_ms"])  # comparisons time inference
+    assert (table["images_per_s"] > 0).all()  # every trained trial records its training speed
 
 
 def test_one_study_by_name_and_by_url(storage_path):

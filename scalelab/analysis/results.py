@@ -3,7 +3,7 @@
 Columns (NaN or None where not applicable): ``study``, ``kind``, ``trial`` (number), ``dimension``, ``d``/``w``/``r``
 (depth, width, resolution multipliers), ``alpha``/``beta``/``gamma``/``phi``, ``model`` (spec name),
 ``params``, ``flops`` (multiply-adds per image), ``latency_ms``, ``val_acc``, ``test_acc``, ``epochs``
-(trained), ``wall_s``, ``device``, ``dataset``, ``resolution`` (px), ``curve`` (list of per-epoch dicts)
+(trained), ``wall_s``, ``images_per_s`` (training throughput), ``device``, ``dataset``, ``resolution`` (px), ``curve`` (list of per-epoch dicts)
 and ``spec`` (dict).
 """
 
@@ -20,10 +20,10 @@ from scalelab.search.storage import open_storage, storage_url
 from scalelab.search.study import load
 
 COLUMNS = ("study", "kind", "trial", "dimension", "d", "w", "r", "alpha", "beta", "gamma", "phi", "model",
-           "params", "flops", "latency_ms", "val_acc", "test_acc", "epochs", "wall_s", "device", "dataset",
-           "resolution", "curve", "spec")
+           "params", "flops", "latency_ms", "val_acc", "test_acc", "epochs", "wall_s", "images_per_s", "device",
+           "dataset", "resolution", "curve", "spec")
 NUMERIC = ("d", "w", "r", "alpha", "beta", "gamma", "phi", "params", "flops", "latency_ms", "val_acc", "test_acc",
-           "epochs", "wall_s", "resolution")
+           "epochs", "wall_s", "images_per_s", "resolution")
 _FROM_ATTRS = {"d": "depth", "w": "width", "r": "resolution"}
 
 

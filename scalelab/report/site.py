@@ -14,7 +14,7 @@ from scalelab.report.html import PLOTLY_JS, Html, flops, join, page, pct, slugs,
 from scalelab.report.inputs import ReportError, ReportSettings, check_results
 from scalelab.report.scaling import compound_section, scaling_section
 from scalelab.report.search import grid_section, pareto_section
-from scalelab.report.tables import architecture_section, models_section
+from scalelab.report.tables import architecture_section, models_section, speed_section
 from scalelab.report.training import curves_section
 from scalelab.units import si
 
@@ -93,11 +93,15 @@ def _models(df: pd.DataFrame, s: ReportSettings) -> Html:
     return models_section(df)
 
 
+def _speed(df: pd.DataFrame, s: ReportSettings) -> Html:
+    return speed_section(df)
+
+
 Section = Callable[[pd.DataFrame, ReportSettings], Html]
 _COMMON: tuple[Section, ...] = (_curves, _architecture, _models)
 _SECTIONS: dict[str, tuple[Section, ...]] = dict(
     sweep=(_scaling, *_COMMON), family=(_scaling, *_COMMON), grid=(_grid, *_COMMON),
-    baseline=(_pareto, *_COMMON), compare=(_models, _curves, _architecture))
+    baseline=(_pareto, *_COMMON), compare=(_models, _speed, _curves, _architecture))
 
 
 def _settings(df: pd.DataFrame, kind: str, s: ReportSettings) -> Html:

@@ -1,14 +1,16 @@
-"""Tables: the architecture of a study's most accurate trial (seed Table 1) and every trial's cost and
-accuracy (seed Table 2)."""
+"""Tables and the model comparison: the architecture of a study's most accurate trial (seed Table 1),
+every trial's cost and accuracy (seed Table 2), and accuracy against speed (seed Figures 3 and 4)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 
 from scalelab.arch.spec import NetworkSpec
 from scalelab.errors import SpecError
-from scalelab.report.html import Html, join, pct, table, tag
+from scalelab.report.html import Html, cell, figure, join, pct, table, tag
+from scalelab.report.style import LAYOUT
 from scalelab.units import si
 
 
@@ -34,11 +36,12 @@ def models_section(df: pd.DataFrame) -> Html:
     """Table 2: every trial, most accurate first, with parameters, FLOPs, accuracies and latency."""
     has_test = bool(df["test_acc"].notna().any())
     has_latency = bool(df["latency_ms"].notna().any())
+    has_speed = _has(df, "images_per_s")
     scaled = bool(df["dimension"].notna().any())
     headers = ["model", "trial", *(["scaling (d, w, r)"] if scaled else []), "parameters",
                "FLOPs (multiply-adds per image)", "input (px)", "validation accuracy",
                *(["test accuracy"] if has_test else []), *(["latency (ms)"] if has_latency else []),
-               "epochs", "training time (s)"]
+               *(["training (images/s)"] if has_speed else []), "epochs", "training time (s)"]
     rows = []
     for r in df.sort_values("val_acc", ascending=False, kind="stable").itertuples():
         scale = [f"{'baseline' if pd.isna(r.dimension) else r.dimension}: "
@@ -46,15 +49,53 @@ def models_section(df: pd.DataFrame) -> Html:
         rows.append([r.model, r.trial, *scale, si(r.params), si(r.flops), r.resolution,
                      pct(r.val_acc), *([_maybe(r.test_acc, pct)] if has_test else []),
                      *([_maybe(r.latency_ms, lambda v: f"{v:.2f}")] if has_latency else []),
+                     *([_maybe(r.images_per_s, lambda v: f"{v:,.0f}")] if has_speed else []),
                      f"{r.epochs:g}", f"{r.wall_s:,.0f}"])
     first_number = 3 if scaled else 2
     devices = ", ".join(sorted(set(map(str, df["device"]))))
     how = (f"Validation accuracy is on the split held out from the training data; test accuracy, where "
            f"recorded, is on the dataset's separate test split. FLOPs count multiply-adds for one image at "
-           f"the model's input size. Latency and training time were measured on: {devices}.")
+           f"the model's input size. Latency is the median time of one forward pass of one image (batch "
+           f"1, after warm-up); training speed counts images per second of training steps. Both were "
+           f"measured on: {devices}.")
     return join([tag("h2", "Table 2: models, cost and accuracy"),
                  table(headers, rows, numeric=(1, *range(first_number, len(headers)))),
                  tag("p", how, class_="how")])
+
+
+def speed_section(df: pd.DataFrame) -> Html:
+    """Accuracy against batch-1 latency and against training speed, one point per model: which model
+    is both accurate and fast (the seed's Figure 3 and, for V1 against V2, Figure 4)."""
+    panels = [(column, title) for column, title in (("latency_ms", "inference latency, batch 1 (ms, log scale)"),
+                                                    ("images_per_s", "training speed (images/s, log scale)"))
+              if _has(df, column)]
+    if not panels:
+        return join([])
+    test = bool(df["test_acc"].notna().all())
+    acc, acc_title = (df["test_acc"], "test accuracy (%)") if test else (df["val_acc"], "validation accuracy (%)")
+    parts = [tag("h2", "Accuracy against speed")]
+    for column, title in panels:
+        fig = go.Figure(go.Scatter(
+            x=df[column], y=100 * acc, mode="markers+text", text=[cell(m) for m in df["model"]],
+            textposition="top center", marker=dict(size=12, color="#1f77b4"),
+            hovertemplate="%{text}<br>%{x:.3g}<br>%{y:.1f} %<extra></extra>"))
+        fig.update_layout(**{**LAYOUT, "height": 420, "showlegend": False})
+        fig.update_xaxes(type="log", title=title)
+        fig.update_yaxes(title=acc_title)
+        parts.append(figure(f"fig-{column.replace('_', '-')}", fig))
+    fastest = df.loc[df["images_per_s"].idxmax()] if _has(df, "images_per_s") else None
+    best = df.loc[acc.idxmax()]
+    answer = f"Most accurate: {best['model']} ({pct(acc[best.name])} {acc_title.split(' (')[0]})."
+    if fastest is not None:
+        answer += f" Fastest to train: {fastest['model']} ({fastest['images_per_s']:,.0f} images/s)."
+    parts += [tag("p", "Up and to the left is better for latency, up and to the right for training speed. "
+                       "Models trained for the same time see more images when they train faster.", class_="how"),
+              tag("p", tag("strong", answer))]
+    return join(parts)
+
+
+def _has(df: pd.DataFrame, column: str) -> bool:
+    return column in df and bool(df[column].notna().any())
 
 
 def _maybe(value: float, fmt) -> str:
