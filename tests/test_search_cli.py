@@ -87,6 +87,10 @@ def test_compare_then_results_and_worker(capsys, monkeypatch, tmp_path, tiny, ti
                          "--study", "c")
     assert code == 0, err
     assert "baseline_convnet" in out and "tiny_mb" in out
+    header = next(line for line in out.splitlines() if line.startswith("trial"))
+    assert header.split()[-5:] == ["epochs", "val", "acc", "test", "acc"] and "latency (ms)" in header
+    rows = [line.split() for line in out.splitlines() if "tiny_mb" in line or line.strip().startswith(("0 ", "1 "))]
+    assert rows and all(row[-1].endswith("%") and row[-2].endswith("%") for row in rows)  # test and val accuracy
     db = str(tmp_path / "scalelab.db")
     code, out, err = run(capsys, monkeypatch, "worker", "--study", "c", "--storage", db, "--no-progress")
     assert code == 0 and "ran 0 trial(s)" in out  # nothing left: finished trials never re-run

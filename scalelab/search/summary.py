@@ -5,6 +5,7 @@ and the files that carry them on (best spec JSON, coefficients JSON)."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ def summarise(study: optuna.Study, config: StudyConfig, options: RunOptions) -> 
         return _baseline(study, config, Path(options.out or out_dir / "best.json"))
     if config.kind == "grid":
         return _grid(study, Path(options.out or out_dir / "coefficients.json"))
+    if config.kind == "compare":
+        return _comparison(study)
     return _table(study)
 
 
@@ -133,8 +136,26 @@ def _table(study: optuna.Study) -> Summary:
     return Summary(lines, {"trials": [_record(t) for t in done]})
 
 
+def _comparison(study: optuna.Study) -> Summary:
+    """Table 2: the models, most accurate first, with their cost, speed and accuracy."""
+    trials = study.get_trials(deepcopy=False)
+    done = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: -t.user_attrs["val_acc"])
+    lines = [f"Study {study.study_name} (compare): {_states(trials)}",
+             f"{'trial':>5}  {'model':<28} {'px':>4} {'parameters':>12} {'FLOPs (multiply-adds)':>22} "
+             f"{'latency (ms)':>12} {'train images/s':>14} {'epochs':>6} {'val acc':>8} {'test acc':>8}"]
+    for t in done:
+        a = t.user_attrs
+        test = _num(a.get("test_acc"), ">8.2%")
+        lines.append(f"{t.number:>5}  {a['spec']['name']:<28} {a['spec']['resolution']:>4} {a['params']:>12,} "
+                     f"{a['flops']:>22,} {_num(a.get('latency_ms'), '>12.2f')} {_num(a.get('images_per_s'), '>14,.0f')} "
+                     f"{_num(a.get('epochs'), '>6.2f')} {a['val_acc']:>8.2%} {test}")
+    lines.append("Latency: one image (batch 1), median after warm-up; FLOPs per image at the input size (px).")
+    return Summary(lines, {"trials": [_record(t) for t in done]})
+
+
 def _num(value: float | None, fmt: str) -> str:
-    return format(value, fmt) if value is not None else format("-", fmt[:2])
+    """``value`` in ``fmt``, or a dash aligned to the same width."""
+    return format(value, fmt) if value is not None else format("-", re.match(r"[<>^]?\d*", fmt).group(0))
 
 
 def _states(trials: list[FrozenTrial]) -> str:
