@@ -94,8 +94,19 @@ def test_sweep_page_answers_saturation_and_compound(site):
     rows = {dim: re.search(rf"<tr><td>{dim}</td>.*?</tr>", text, re.S).group(0)
             for dim in ("width", "depth", "resolution", "compound")}
     assert all("pow3" in row for row in rows.values())
-    assert "extrapolated" not in rows["depth"] and "extrapolated" in rows["compound"]
-    assert all("95% interval" in row for row in rows.values())  # bootstrap spread of the point
+    assert "extrapolated" not in rows["depth"] and "extrapolated" in rows["width"]
+    assert all("95% interval" in row for dim, row in rows.items() if dim != "compound")  # bootstrap spread
+    # Compound saturates over 100x beyond its largest trial: no number is claimed that far out.
+    assert "not within 100× the largest trial" in rows["compound"] and "interval" not in rows["compound"]
+
+
+def test_saturation_is_not_claimed_from_a_curve_without_a_ceiling(results, tmp_path):
+    sweep = results[results["kind"] == "sweep"]
+    # The baseline plus the two smallest trials per dimension: three FLOPs values each.
+    three = sweep[sweep["dimension"].isna() | (sweep.groupby("dimension")["flops"].rank(method="first") <= 2)]
+    text = write_site(three, tmp_path, settings=SETTINGS)[1].read_text()
+    row = re.search(r"<tr><td>width</td>.*?</tr>", text, re.S).group(0)
+    assert "pow2" in row and "not estimated" in row and "multiply-adds," not in row
 
 
 def test_grid_and_pareto_answers(site):

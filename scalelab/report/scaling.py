@@ -39,7 +39,8 @@ def scaling_section(fits: dict[str, DimensionFit], *, level: float, gain: float)
                  "measured FLOPs it is an extrapolation of the chosen form; the interval is the spread of the same "
                  "point over the bootstrap refits. Curves are chosen among forms "
                  "with a floor (pow3, pow4, mmf4) wherever a dimension has four or more FLOPs values; with "
-                 "fewer only pow2 fits, which never levels off and so places saturation far out.",
+                 "fewer only pow2 fits, which never levels off, so no saturation point is given. Points "
+                 "further out than 100× the largest trial are not given as numbers.",
             class_="how"),
     ])
 
@@ -129,10 +130,16 @@ def _ceiling(fit: Fit, level: float) -> str:
     return f"{pct(fit.asymptote)} ({pct(1 - hi)} to {pct(1 - lo)})"
 
 
+_CREDIBLE_REACH = 100.0  # an extrapolation further beyond the largest trial than this is not reported as a number
+
+
 def _saturation(fit: Fit, gain: float) -> str:
+    if not FORMS[fit.form].has_floor:
+        return ("not estimated: with fewer than four FLOPs values only a curve without a ceiling (pow2) "
+                "can be fitted, and it never levels off")
     at, (lo, hi) = fit.saturation(gain), fit.c_range
-    if not np.isfinite(at):
-        return "never within 100 decades: the curve keeps gaining"
+    if at > _CREDIBLE_REACH * hi:
+        return f"not within {_CREDIBLE_REACH:.0f}× the largest trial: the fitted curve is still gaining there"
     if at <= lo:
         where = f"already at the smallest trial ({flops(lo)})"
     elif at <= hi:
@@ -146,7 +153,8 @@ def _saturation_interval(fit: Fit, gain: float) -> str:
     if fit.n_bootstrap == 0:
         return ""
     lo, hi = fit.saturation_ci(gain)
-    upper = flops(hi) if np.isfinite(hi) else "never (some refits keep gaining)"
+    reach = _CREDIBLE_REACH * fit.c_range[1]
+    upper = flops(hi) if hi <= reach else f"over {_CREDIBLE_REACH:.0f}× the largest trial"
     return f"; {fit.level:.0%} interval {si(lo)} to {upper}"
 
 
