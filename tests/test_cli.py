@@ -30,6 +30,17 @@ def test_cost_json_with_compound_scaling(capsys, monkeypatch):
     assert data["spec"]["stages"][0]["layers"] == 2
 
 
+def test_cost_saves_the_scaled_spec_for_other_commands(capsys, monkeypatch, tmp_path):
+    path = tmp_path / "half.json"
+    code, out, _ = run(capsys, monkeypatch, "cost", "efficientnet_b0_32", "-k", "10", "--width", "0.5",
+                       "--depth", "0.5", "--save", str(path))
+    assert code == 0 and f"Saved the spec to {path}" in out
+    code, again, _ = run(capsys, monkeypatch, "cost", str(path))
+    assert code == 0 and again.split("Parameters:")[1] == out.split("Parameters:")[1].split("Saved")[0]
+    code, _, err = run(capsys, monkeypatch, "cost", "baseline_convnet", "--save", str(tmp_path / "no" / "x.json"))
+    assert code != 0 and "cannot write the spec" in err and err.count("\n") == 1
+
+
 def test_cost_latency(capsys, monkeypatch):
     code, out, _ = run(capsys, monkeypatch, "cost", "baseline_convnet", "--latency", "--batch-size", "8",
                        "--device", "cpu")

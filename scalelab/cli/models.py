@@ -7,6 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from scalelab.cli._app import Classes, JsonFlag, app, emit, models_app
+from scalelab.errors import ScalelabError
 
 
 def _cost_lines(spec, c) -> list[str]:
@@ -56,12 +57,14 @@ def cost_command(
     latency: Annotated[bool, typer.Option("--latency", help="Also time inference and size a training step.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Larger batch for --latency.")] = 64,
     device: Annotated[str, typer.Option(help="Device for --latency: cpu, cuda or auto.")] = "auto",
+    save: Annotated[Optional[str], typer.Option(help="Also write the scaled network's spec JSON here (for "
+                                                     "train, compare, family or a study's model).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Parameters, FLOPs (multiply-adds) and optionally latency of a preset, scaled as asked."""
     _describe(name, classes=classes, resolution=resolution, width=width, depth=depth, alpha=alpha,
               beta=beta, gamma=gamma, phi=phi, latency=latency, batch_size=batch_size, device=device,
-              as_json=as_json)
+              save=save, as_json=as_json)
 
 
 @app.command("family")
@@ -98,17 +101,24 @@ def family_command(
 
 
 def _describe(name: str, *, as_json: bool, latency: bool = False, batch_size: int = 64,
-              device: str = "auto", **scaling: Any) -> None:
+              device: str = "auto", save: str | None = None, **scaling: Any) -> None:
+    from pathlib import Path
+
     from scalelab.arch.zoo import make_spec
     from scalelab.cost import cost
 
     spec = make_spec(name, num_classes=scaling.pop("classes"), **scaling)
+    if save:
+        try:
+            Path(save).write_text(spec.to_json() + "\n")
+        except OSError as exc:
+            raise ScalelabError(f"cannot write the spec to '{save}': {exc.strerror or exc}") from exc
     c = cost(spec)
     data: dict[str, Any] = dict(name=spec.name, resolution_px=spec.resolution, classes=spec.num_classes,
                                 params=c.params, flops_multiply_adds=c.flops,
                                 uncounted_ops=list(c.uncounted_ops), table=spec.table(),
                                 spec=spec.to_dict())
-    lines = [spec.format_table(), "", *_cost_lines(spec, c)]
+    lines = [spec.format_table(), "", *_cost_lines(spec, c), *([f"Saved the spec to {save}"] if save else [])]
     if latency:
         data["latency"], more = _latency(spec, batch_size, device)
         lines += more
