@@ -50,7 +50,7 @@ def models_section(df: pd.DataFrame) -> Html:
                      pct(r.val_acc), *([_maybe(r.test_acc, pct)] if has_test else []),
                      *([_maybe(r.latency_ms, lambda v: f"{v:.2f}")] if has_latency else []),
                      *([_maybe(r.images_per_s, lambda v: f"{v:,.0f}")] if has_speed else []),
-                     f"{r.epochs:g}", f"{r.wall_s:,.0f}"])
+                     f"{r.epochs:.3g}", f"{r.wall_s:,.0f}"])
     first_number = 3 if scaled else 2
     devices = ", ".join(sorted(set(map(str, df["device"]))))
     how = (f"Validation accuracy is on the split held out from the training data; test accuracy, where "
@@ -77,10 +77,12 @@ def speed_section(df: pd.DataFrame) -> Html:
     for column, title in panels:
         fig = go.Figure(go.Scatter(
             x=df[column], y=100 * acc, mode="markers+text", text=[cell(m) for m in df["model"]],
-            textposition="top center", marker=dict(size=12, color="#1f77b4"),
+            textposition="top center", marker=dict(size=12, color="#1f77b4"), cliponaxis=False,
             hovertemplate="%{text}<br>%{x:.3g}<br>%{y:.1f} %<extra></extra>"))
         fig.update_layout(**{**LAYOUT, "height": 420, "showlegend": False})
-        fig.update_xaxes(type="log", title=title)
+        x = np.log10(df[column].astype(float))
+        pad = max(0.15 * float(x.max() - x.min()), 0.1)  # room for the labels at either end
+        fig.update_xaxes(type="log", title=title, range=[float(x.min()) - pad, float(x.max()) + pad])
         fig.update_yaxes(title=acc_title)
         parts.append(figure(f"fig-{column.replace('_', '-')}", fig))
     fastest = df.loc[df["images_per_s"].idxmax()] if _has(df, "images_per_s") else None
