@@ -20,7 +20,7 @@ FIGURES = {
     "study-sweep-b0-cifar10.html": ["fig-scaling", "fig-compound-vs-single", "fig-curves"],
     "study-grid-b0-cifar10.html": ["fig-grid", "fig-curves"],
     "study-baseline-search-cifar10.html": ["fig-pareto", "fig-curves"],
-    "study-compare-cifar10.html": ["fig-curves"],
+    "study-compare-cifar10.html": ["fig-latency-ms", "fig-curves"],
 }
 
 
