@@ -12,6 +12,7 @@ counts 398.1 M multiply-adds, the seed report's figure.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 import warnings
@@ -42,13 +43,16 @@ class Cost:
 
 @dataclass(frozen=True)
 class Latency:
-    """Median wall time of a forward pass in inference mode, after warm-up."""
+    """Median wall time of a forward pass in inference mode, after warm-up; ``q1_ms`` and ``q3_ms``
+    are the quartiles of the timed runs (their spread shows how steady the machine was)."""
 
     batch_size: int
     device: str
     median_ms: float
     images_per_s: float
     repeats: int
+    q1_ms: float
+    q3_ms: float
 
 
 def count_params(model: nn.Module) -> int:
@@ -85,23 +89,29 @@ def cost(spec: NetworkSpec) -> Cost:
 
 
 def measure_latency(model: nn.Module, resolution: int, batch_size: int = 1, *,
-                    device: str | torch.device = "cpu", warmup: int = 3, repeats: int = 10) -> Latency:
-    """Median forward time over ``repeats`` timed runs after ``warmup`` untimed ones."""
+                    device: str | torch.device = "cpu", warmup: int = 3, repeats: int = 10,
+                    min_seconds: float = 0.5, max_repeats: int = 1000) -> Latency:
+    """Median forward time after ``warmup`` untimed runs, over at least ``repeats`` timed runs and at
+    least ``min_seconds`` of timing (at most ``max_repeats`` runs): a fast model gets many runs, so one
+    disturbed run on a busy machine cannot move the median."""
     device = torch.device(device)
     model = model.to(device).eval()
     x = torch.randn(batch_size, 3, resolution, resolution, device=device)
-    times = []
+    times: list[float] = []
     with torch.inference_mode():
-        for i in range(warmup + repeats):
+        for i in itertools.count():
             _sync(device)
             start = time.perf_counter()
             model(x)
             _sync(device)
             if i >= warmup:
                 times.append(time.perf_counter() - start)
+                if len(times) >= max_repeats or (len(times) >= repeats and sum(times) >= min_seconds):
+                    break
     median = statistics.median(times)
+    q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive") if len(times) > 1 else times * 3
     return Latency(batch_size=batch_size, device=str(device), median_ms=median * 1e3,
-                   images_per_s=batch_size / median, repeats=repeats)
+                   images_per_s=batch_size / median, repeats=len(times), q1_ms=q1 * 1e3, q3_ms=q3 * 1e3)
 
 
 def training_memory(model: nn.Module, resolution: int, batch_size: int, *,

@@ -57,6 +57,11 @@ def test_latency_and_memory_are_measured():
     model = build(spec)
     lat = measure_latency(model, 32, 4, warmup=1, repeats=3)
     assert lat.median_ms > 0 and lat.images_per_s == pytest.approx(4 / (lat.median_ms / 1e3))
+    assert lat.q1_ms <= lat.median_ms <= lat.q3_ms
+    # Runs continue until both minimums are met: a fast model is timed many more times than `repeats`.
+    assert lat.repeats > 10  # a few ms per run: half a second of timing is far more than 3 runs
+    assert measure_latency(model, 32, 4, warmup=1, repeats=3, min_seconds=0.0).repeats == 3
+    assert measure_latency(model, 32, 4, warmup=1, repeats=3, max_repeats=5, min_seconds=60).repeats == 5
     small, large = (training_memory(model, 32, b) for b in (8, 32))
     params_bytes = 4 * sum(p.numel() for p in model.parameters())
     assert small > 4 * params_bytes  # weights, grads and two Adam moments at least

@@ -135,8 +135,8 @@ def _latency(spec, batch_size: int, device: str) -> tuple[dict[str, Any], list[s
     runs = [measure_latency(model, spec.resolution, b, device=dev) for b in (1, batch_size)]
     memory = training_memory(model, spec.resolution, batch_size, device=dev)
     how = "measured" if dev.type == "cuda" else "estimated: weights, gradients, Adam state, saved activations"
-    lines = [f"Latency on {dev}: batch {r.batch_size}: {r.median_ms:.2f} ms median of {r.repeats} runs "
-             f"({r.images_per_s:,.0f} images/s)" for r in runs]
+    lines = [f"Latency on {dev}: batch {r.batch_size}: {r.median_ms:.2f} ms median of {r.repeats} runs, "
+             f"quartiles {r.q1_ms:.2f} to {r.q3_ms:.2f} ms ({r.images_per_s:,.0f} images/s)" for r in runs]
     lines.append(f"Training step memory at batch {batch_size}: {memory / 2**20:,.0f} MiB ({how})")
     data = dict(device=str(dev), runs=[r.__dict__ for r in runs],
                 train_step_memory_bytes=memory, memory_method=how)
