@@ -53,8 +53,10 @@ def test_b0_fused_changes_only_the_operator_of_the_first_three_stages():
     b0, fused = get_preset("efficientnet_b0", 10), get_preset("efficientnet_b0_fused", 10)
     assert [s.block for s in fused.stages] == ["fused_mbconv"] * 3 + ["mbconv"] * 4
     assert fused.stages[3:] == b0.stages[3:] and fused.head == b0.head and fused.stem == b0.stem
-    for a, b in zip(fused.stages, b0.stages):
-        assert (a.layers, a.out_channels, a.stride, a.expand_ratio) == (b.layers, b.out_channels, b.stride, b.expand_ratio)
+    def shape(stage):
+        return stage.layers, stage.out_channels, stage.stride, stage.expand_ratio
+
+    assert [shape(s) for s in fused.stages] == [shape(s) for s in b0.stages]
 
 
 @pytest.mark.parametrize("channels, expected", [

@@ -87,7 +87,8 @@ class Fit:
             sims = sims + np.random.default_rng(self._seed).choice(self._resid, size=sims.shape)
         return _to_metric(sims, self.metric)
 
-    def band(self, compute: ArrayLike, level: float = 0.95, *, predictive: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def band(self, compute: ArrayLike, level: float = 0.95, *,
+             predictive: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Percentile band ``(lower, upper)`` of the curve, or of new observations if ``predictive``."""
         _check_level(level)
         sims = self.replicates(compute, predictive=predictive)

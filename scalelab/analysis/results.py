@@ -3,8 +3,8 @@
 Columns (NaN or None where not applicable): ``study``, ``kind``, ``trial`` (number), ``dimension``, ``d``/``w``/``r``
 (depth, width, resolution multipliers), ``alpha``/``beta``/``gamma``/``phi``, ``model`` (spec name),
 ``params``, ``flops`` (multiply-adds per image), ``latency_ms``, ``val_acc``, ``test_acc``, ``epochs``
-(trained), ``wall_s``, ``images_per_s`` (training throughput), ``device``, ``dataset``, ``resolution`` (px), ``curve`` (list of per-epoch dicts)
-and ``spec`` (dict).
+(trained), ``wall_s``, ``images_per_s`` (training throughput), ``device``, ``dataset``, ``resolution``
+(px), ``curve`` (list of per-epoch dicts) and ``spec`` (dict).
 """
 
 from __future__ import annotations

@@ -36,11 +36,11 @@ def scaling_section(fits: dict[str, DimensionFit], *, level: float, gain: float)
         table(headers, rows, numeric=(1, 3)),
         tag("p", "Saturation comes from the fitted curve (Fit.saturation): the FLOPs from which on doubling "
                  "the compute adds less than the stated gain in validation accuracy. Beyond the largest "
-                 "measured FLOPs it is an extrapolation of the chosen form; the interval is the spread of the same "
-                 "point over the bootstrap refits. Curves are chosen among forms "
-                 "with a floor (pow3, pow4, mmf4) wherever a dimension has four or more FLOPs values; with "
-                 "fewer only pow2 fits, which never levels off, so no saturation point is given. Points "
-                 "further out than 100× the largest trial are not given as numbers.",
+                 "measured FLOPs it is an extrapolation of the chosen form; the interval is the spread of "
+                 "the same point over the bootstrap refits. Curves are chosen among forms with a floor "
+                 "(pow3, pow4, mmf4) wherever a dimension has four or more FLOPs values; with fewer only "
+                 "pow2 fits, which never levels off, so no saturation point is given. Points further out "
+                 "than 100× the largest trial are not given as numbers.",
             class_="how"),
     ])
 
@@ -130,7 +130,7 @@ def _ceiling(fit: Fit, level: float) -> str:
     return f"{pct(fit.asymptote)} ({pct(1 - hi)} to {pct(1 - lo)})"
 
 
-_CREDIBLE_REACH = 100.0  # an extrapolation further beyond the largest trial than this is not reported as a number
+_CREDIBLE_REACH = 100.0  # extrapolations further beyond the largest trial are not reported as numbers
 
 
 def _saturation(fit: Fit, gain: float) -> str:

@@ -8,9 +8,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from scalelab.analysis.compare import pareto_front
-from scalelab.search.targets import reward
 from scalelab.report.html import Html, cell, figure, flops, join, pct, table, tag
 from scalelab.report.style import LAYOUT, VAL_ACC_AXIS, flops_axis
+from scalelab.search.targets import reward
 
 _MAX_CONSTRAINT_CURVES = 6
 

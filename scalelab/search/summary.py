@@ -146,9 +146,9 @@ def _comparison(study: optuna.Study) -> Summary:
     for t in done:
         a = t.user_attrs
         test = _num(a.get("test_acc"), ">8.2%")
+        speed = f"{_num(a.get('latency_ms'), '>12.2f')} {_num(a.get('images_per_s'), '>14,.0f')}"
         lines.append(f"{t.number:>5}  {a['spec']['name']:<28} {a['spec']['resolution']:>4} {a['params']:>12,} "
-                     f"{a['flops']:>22,} {_num(a.get('latency_ms'), '>12.2f')} {_num(a.get('images_per_s'), '>14,.0f')} "
-                     f"{_num(a.get('epochs'), '>6.2f')} {a['val_acc']:>8.2%} {test}")
+                     f"{a['flops']:>22,} {speed} {_num(a.get('epochs'), '>6.2f')} {a['val_acc']:>8.2%} {test}")
     lines.append("Latency: one image (batch 1), median after warm-up; FLOPs per image at the input size (px).")
     return Summary(lines, {"trials": [_record(t) for t in done]})
 
