@@ -98,6 +98,7 @@ def measure_latency(model: nn.Module, resolution: int, batch_size: int = 1, *,
     model = model.to(device).eval()
     x = torch.randn(batch_size, 3, resolution, resolution, device=device)
     times: list[float] = []
+    timed = 0.0
     with torch.inference_mode():
         for i in itertools.count():
             _sync(device)
@@ -106,7 +107,8 @@ def measure_latency(model: nn.Module, resolution: int, batch_size: int = 1, *,
             _sync(device)
             if i >= warmup:
                 times.append(time.perf_counter() - start)
-                if len(times) >= max_repeats or (len(times) >= repeats and sum(times) >= min_seconds):
+                timed += times[-1]
+                if len(times) >= max_repeats or (len(times) >= repeats and timed >= min_seconds):
                     break
     median = statistics.median(times)
     q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive") if len(times) > 1 else times * 3

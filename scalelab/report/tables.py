@@ -34,9 +34,7 @@ def architecture_section(df: pd.DataFrame) -> Html:
 
 def models_section(df: pd.DataFrame) -> Html:
     """Table 2: every trial, most accurate first, with parameters, FLOPs, accuracies and latency."""
-    has_test = bool(df["test_acc"].notna().any())
-    has_latency = bool(df["latency_ms"].notna().any())
-    has_speed = _has(df, "images_per_s")
+    has_test, has_latency, has_speed = (_has(df, c) for c in ("test_acc", "latency_ms", "images_per_s"))
     scaled = bool(df["dimension"].notna().any())
     headers = ["model", "trial", *(["scaling (d, w, r)"] if scaled else []), "parameters",
                "FLOPs (multiply-adds per image)", "input (px)", "validation accuracy",
