@@ -55,18 +55,48 @@ def test_compound_family_flops_grow_as_predicted():
 def test_latency_and_memory_are_measured():
     spec = get_preset("baseline_convnet", 10)
     model = build(spec)
-    lat = measure_latency(model, 32, 4, warmup=1, repeats=3)
+    lat = measure_latency(model, 32, 4, warmup=1, repeats=3, min_seconds=0.0)
     assert lat.median_ms > 0 and lat.images_per_s == pytest.approx(4 / (lat.median_ms / 1e3))
     assert lat.q1_ms <= lat.median_ms <= lat.q3_ms
-    # Runs continue until both minimums are met: a fast model is timed many more times than `repeats`.
-    assert lat.repeats > 10  # a few ms per run: half a second of timing is far more than 3 runs
-    assert measure_latency(model, 32, 4, warmup=1, repeats=3, min_seconds=0.0).repeats == 3
-    assert measure_latency(model, 32, 4, warmup=1, repeats=3, max_repeats=5, min_seconds=60).repeats == 5
+    assert lat.repeats == 3  # no time minimum: exactly `repeats` runs, however busy the machine
+    # A time minimum the runs can never reach stops at max_repeats, never before and never after.
+    assert measure_latency(model, 32, 4, warmup=1, repeats=3, max_repeats=5, min_seconds=1e9).repeats == 5
     small, large = (training_memory(model, 32, b) for b in (8, 32))
     params_bytes = 4 * sum(p.numel() for p in model.parameters())
     assert small > 4 * params_bytes  # weights, grads and two Adam moments at least
     assert large > small  # saved activations grow with the batch
     assert model.training and all(p.grad is None for p in model.parameters())
+
+
+class _Clock:
+    """A perf_counter whose every timed run takes ``step`` seconds, whatever the machine is doing."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step, self.calls = 0.0, step, 0
+
+    def __call__(self) -> float:
+        self.calls += 1
+        if self.calls % 2 == 0:  # measure_latency reads the clock before and after each run
+            self.now += self.step
+        return self.now
+
+
+@pytest.mark.parametrize(("step", "min_seconds", "expected"), [
+    (1 / 64, 0.5, 32),    # a fast model: timed until half a second is spent, more runs than `repeats`
+    (1 / 4, 0.5, 10),     # a slow one: `repeats` runs already exceed the time minimum
+    (1 / 1024, 60, 1000),  # the time minimum is out of reach: max_repeats ends it
+])
+def test_latency_runs_until_both_minimums_are_met(monkeypatch, step, min_seconds, expected):
+    import types
+
+    import scalelab.cost
+
+    model = torch.nn.Identity()
+    monkeypatch.setattr(scalelab.cost, "time", types.SimpleNamespace(perf_counter=_Clock(step)))
+    lat = measure_latency(model, 8, 1, warmup=2, repeats=10, min_seconds=min_seconds)
+    assert lat.repeats == expected
+    assert lat.median_ms == pytest.approx(step * 1e3)
+    assert lat.q1_ms == lat.q3_ms == pytest.approx(step * 1e3)
 
 
 def test_flop_count_leaves_model_mode_alone():
