@@ -22,6 +22,14 @@ from scalelab.errors import ScalelabError
 PathLike = Union[str, "os.PathLike[str]"]
 
 
+class WriteError(ScalelabError):
+    """A file could not be written; ``path`` and ``reason`` (the OS's words) are kept for callers."""
+
+    def __init__(self, path: PathLike, reason: str) -> None:
+        super().__init__(f"cannot write {path}: {reason}")
+        self.path, self.reason = Path(path), reason
+
+
 def _fsync_dir(directory: Path) -> None:
     """Make a rename in ``directory`` durable (best effort: not every OS or file system allows it)."""
     try:
@@ -55,7 +63,7 @@ def atomic_open(path: PathLike, mode: str = "wb", *, encoding: str | None = None
         parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
-        raise ScalelabError(f"cannot write {target}: {_describe(exc)}") from None
+        raise WriteError(target, _describe(exc)) from None
     tmp = Path(tmp_name)
     try:
         if mode == "w":
@@ -78,7 +86,7 @@ def atomic_open(path: PathLike, mode: str = "wb", *, encoding: str | None = None
         with contextlib.suppress(OSError):
             tmp.unlink()
         if isinstance(exc, OSError):
-            raise ScalelabError(f"cannot write {target}: {_describe(exc)}") from None
+            raise WriteError(target, _describe(exc)) from None
         raise
     _fsync_dir(parent)
 

@@ -168,3 +168,32 @@ def test_comparison_page_plots_accuracy_against_latency_and_training_speed(resul
     assert re.search(r"<th[^>]*>training \(images/s\)</th>", page)
     fastest = compare.iloc[int(np.argmax(speeds))]["model"]
     assert re.search(rf"Fastest to train: {re.escape(fastest)} \(400 images/s\)", page)
+
+
+@pytest.mark.parametrize("kill_at", [1, 2, 3, 4])
+def test_a_kill_during_the_report_leaves_no_partial_file_and_no_dangling_link(results, tmp_path, monkeypatch,
+                                                                              kill_at):
+    """Each file is renamed into place complete, plotly first and the index last: stopped at the k-th
+    rename, every file present is complete and the index (if there) links only complete pages."""
+    import os
+
+    compare = results[results["kind"] == "compare"]
+    two = pd.concat([compare.assign(study="one"), compare.assign(study="two")])
+    full = {p.name: p.read_bytes() for p in write_site(two, tmp_path / "full", settings=SETTINGS)}
+    real_replace, calls = os.replace, []
+
+    def replace(src, dst):
+        calls.append(os.path.basename(dst))
+        if len(calls) == kill_at:
+            raise KeyboardInterrupt  # stands for a kill between writing a file and renaming it
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        write_site(two, tmp_path / "cut", settings=SETTINGS)
+    monkeypatch.undo()
+    left = {p.name: p.read_bytes() for p in (tmp_path / "cut").iterdir()}
+    assert calls[0] == "plotly.min.js" and len(calls) == kill_at
+    assert len(left) == kill_at - 1 and all(data == full[name] for name, data in left.items())
+    assert "index.html" not in left  # the index is the last rename: it never links a missing page
+    assert not [p for p in (tmp_path / "cut").iterdir() if p.name.startswith(".")]  # temp files removed

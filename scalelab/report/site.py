@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.offline
 
 from scalelab.analysis.compare import fit_dimensions
+from scalelab.files import WriteError, write_bytes_atomic, write_text_atomic
 from scalelab.report.html import PLOTLY_JS, Html, flops, join, page, pct, slugs, table, tag
 from scalelab.report.inputs import ReportError, ReportSettings, check_results
 from scalelab.report.scaling import compound_section, scaling_section
@@ -40,16 +41,34 @@ def write_site(df: pd.DataFrame, out_dir: Path, *, title: str = "scalelab report
     for name, file in files.items():
         texts[file] = study_page(df[df["study"].astype(str) == name], title, settings)
     out_dir = Path(out_dir)
+    # Every file goes to a temporary file and is renamed into place, so a kill at any moment leaves each
+    # one either as it was or complete. The order makes the site consistent at every moment too: the
+    # shared plotly.min.js first, then the study pages, the index last, so the index never links a page
+    # (nor a page a script) that is not complete yet.
+    order = [PLOTLY_JS, *(file for file in texts if file != "index.html"), "index.html"]
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        written = []
-        for file, text in texts.items():
-            (out_dir / file).write_text(text, encoding="utf-8")
-            written.append(out_dir / file)
-        (out_dir / PLOTLY_JS).write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
+        for file in order:
+            if file == PLOTLY_JS:
+                _write_asset(out_dir / PLOTLY_JS, plotly.offline.get_plotlyjs())
+            else:
+                write_text_atomic(out_dir / file, texts[file])
     except OSError as exc:
         raise ReportError(f"cannot write the report to '{out_dir}': {exc.strerror or exc}") from exc
-    return [*written, out_dir / PLOTLY_JS]
+    except WriteError as exc:
+        raise ReportError(f"cannot write the report to '{out_dir}': {exc.reason}") from exc
+    return [out_dir / file for file in texts] + [out_dir / PLOTLY_JS]
+
+
+def _write_asset(path: Path, text: str) -> None:
+    """Write a shared asset unless an identical copy is already there (a complete one: written atomically)."""
+    data = text.encode("utf-8")
+    try:
+        if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    write_bytes_atomic(path, data)
 
 
 def study_page(df: pd.DataFrame, title: str, settings: ReportSettings) -> str:
