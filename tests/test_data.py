@@ -350,15 +350,75 @@ def test_interrupted_cache_write_leaves_no_file(tmp_path: Path, monkeypatch: pyt
     assert list((tmp_path / "cache" / "imagefolder").iterdir()) == []
 
 
-def test_corrupt_cache_is_rebuilt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _flip_bytes(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(0)
+    for i in rng.choice(np.arange(200, len(data)), size=min(1000, len(data) - 200), replace=False):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _zero_pixels(path: Path) -> None:
+    x = np.load(path)
+    x[:, :2] = 0
+    np.save(path, x)
+
+
+def _other_array(path: Path) -> None:
+    x = np.load(path)
+    np.save(path, np.random.default_rng(1).integers(0, 256, x.shape, dtype=np.uint8))
+
+
+def _garble_header(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(b"\x93NUMPY\x01\x00v\x00{'descr': '|u1', 'fortran_order': Fa" + data[50:])
+
+
+_DAMAGE = {
+    "garbage": lambda p: p.write_bytes(b"garbage"),
+    "flipped bytes": _flip_bytes,
+    "zeroed pixels": _zero_pixels,
+    "another array of the same shape": _other_array,
+    "garbled header": _garble_header,
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]),
+    "empty": lambda p: p.write_bytes(b""),
+    "checksum file missing": lambda p: p.with_name(p.name + ".sha256").unlink(),
+    "checksum file garbled": lambda p: p.with_name(p.name + ".sha256").write_text("{not json"),
+    "checksum of another array": lambda p: p.with_name(p.name + ".sha256").write_text(
+        p.with_name(p.name + ".sha256").read_text().replace('"sha256": "', '"sha256": "0')),
+}
+
+
+@pytest.mark.parametrize("damage", list(_DAMAGE))
+def test_damaged_cache_is_detected_reported_in_one_line_and_rebuilt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
     root = tmp_path / "pets"
     expected = _write_folder(root, ("cat", "dog"))
     load_image_folder(root)
-    (cache_file,) = (tmp_path / "cache" / "imagefolder").iterdir()
-    cache_file.write_bytes(b"garbage")
+    cache_file, checksum_file = sorted((tmp_path / "cache" / "imagefolder").iterdir())
+    assert checksum_file.name == cache_file.name + ".sha256"
+    good = cache_file.read_bytes()
+    _DAMAGE[damage](cache_file)
+    capsys.readouterr()
     _assert_same(load_image_folder(root), expected)
-    assert "ignoring unreadable cache" in capsys.readouterr().err
-    assert np.load(cache_file).shape == (10, 6, 8, 3)
+    said = [line for line in capsys.readouterr().err.splitlines() if str(cache_file) in line]
+    assert len(said) == 1 and said[0].endswith("; rebuilding it"), said  # the decoding bar aside
+    assert cache_file.read_bytes() == good  # rebuilt, with a checksum that passes again:
+    _assert_same(load_image_folder(root), expected)
+    assert capsys.readouterr().err == ""
+
+
+def test_cached_array_round_trips_and_its_checksum_covers_shape_and_dtype(tmp_path: Path) -> None:
+    from scalelab.data.cache import array_checksum, load_array, save_array
+
+    x = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    save_array(tmp_path / "a.npy", x)
+    np.testing.assert_array_equal(load_array(tmp_path / "a.npy"), x)
+    assert array_checksum(x) != array_checksum(x.reshape(3, 2, 4))
+    assert array_checksum(x) != array_checksum(x.astype(np.int8))
+    assert array_checksum(x) == array_checksum(x.copy())
+    assert load_array(tmp_path / "missing.npy") is None
 
 
 def _drop_test_dir(root: Path) -> None:

@@ -1,7 +1,8 @@
 """Image folders (``train/<class>/*``, ``test/<class>/*``): decoded on all cores once, then cached.
 
 The decoded uint8 array is cached under ``<cache dir>/imagefolder/`` keyed by a hash of the folder path
-and every file's name, size and modification time, so any change to the folder decodes it again.
+and every file's name, size and modification time, so any change to the folder decodes it again. A
+checksum beside it is verified on every load, so a damaged cache is decoded again, never used.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from scalelab.data.cache import atomic_write, cache_dir
+from scalelab.data.cache import cache_dir, load_array, save_array
 from scalelab.data.dataset import ImageDataset
 from scalelab.data.progress import Progress
 from scalelab.errors import DataError
@@ -139,18 +140,17 @@ def _size_mismatch(a: str, shape_a: tuple[int, ...], b: str, shape_b: tuple[int,
 
 
 def _read_cache(path: Path, n: int) -> np.ndarray | None:
-    if not path.is_file():
+    x = load_array(path, what="image cache")
+    if x is None:
         return None
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        print(f"ignoring unreadable cache {path} ({e}); decoding again", file=sys.stderr)
-        return None
-    return x if x.dtype == np.uint8 and x.ndim == 4 and len(x) == n else None
+    if x.dtype == np.uint8 and x.ndim == 4 and len(x) == n:
+        return x
+    print(f"image cache {path} holds {x.shape} {x.dtype}, not {n} uint8 images; rebuilding it", file=sys.stderr)
+    return None
 
 
 def _write_cache(path: Path, x: np.ndarray) -> None:
     try:
-        atomic_write(path, lambda f: np.save(f, x))
+        save_array(path, x)
     except OSError as e:
         print(f"could not write cache {path} ({e}); the next load decodes again", file=sys.stderr)
