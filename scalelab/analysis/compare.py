@@ -38,10 +38,10 @@ class DimensionFit:
 def dimension_points(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Trials per scaling dimension, sorted by FLOPs, in :data:`DIMENSIONS` order.
 
-    A trial without a dimension at ``d = w = r = 1`` is the unscaled baseline and starts every series.
+    A trial without a dimension at depth, width and resolution multipliers of 1 is the unscaled baseline and starts every series.
     """
-    unscaled = df[df["dimension"].isna() & np.isclose(df["d"], 1) & np.isclose(df["w"], 1)
-                  & np.isclose(df["r"], 1)]
+    unscaled = df[df["dimension"].isna() & np.isclose(df["depth_mult"], 1) & np.isclose(df["width_mult"], 1)
+                  & np.isclose(df["resolution_mult"], 1)]
     out = {}
     for dim in DIMENSIONS:
         own = df[df["dimension"] == dim]

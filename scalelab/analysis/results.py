@@ -1,34 +1,47 @@
-"""The tidy results table, rebuilt from an Optuna storage alone: one row per finished (COMPLETE) trial.
+"""The tidy results table, rebuilt from an Optuna storage alone: one row per recorded trial
+(:class:`~scalelab.search.record.TrialRecord`), whatever its status.
 
-Columns (NaN or None where not applicable): ``study``, ``kind``, ``trial`` (number), ``dimension``, ``d``/``w``/``r``
-(depth, width, resolution multipliers), ``alpha``/``beta``/``gamma``/``phi``, ``model`` (spec name),
-``params``, ``flops`` (multiply-adds per image), ``latency_ms``, ``val_acc``, ``test_acc``, ``epochs``
-(trained), ``wall_s``, ``images_per_s`` (training throughput), ``device``, ``dataset``, ``resolution``
-(px), ``curve`` (list of per-epoch dicts) and ``spec`` (dict).
+Columns (NaN or None where not applicable), one meaning each:
+
+- ``study``, ``kind``, ``trial`` (number), ``status`` (complete, pruned, diverged, over_cap, failed), ``reason``
+- ``dimension`` (width, depth, resolution, compound; None for the base network and for searches)
+- ``depth_mult``, ``width_mult``, ``resolution_mult``: multipliers applied to the base network
+- ``alpha``, ``beta``, ``gamma``, ``phi``: compound coefficients; ``multiple``: the FLOPs multiple K the
+  network was planned for; ``predicted_ratio`` (d*w^2*r^2) and ``measured_ratio`` (after rounding)
+- ``model`` (spec name), ``params``, ``flops`` (multiply-adds per image), ``resolution_px`` (input size)
+- ``latency_ms`` (batch 1), ``val_acc`` (validation split held out from the training data), ``test_acc``,
+  ``epochs`` (trained), ``wall_s``, ``images_per_s`` (training throughput)
+- ``device``, ``threads``, ``seed``, ``dataset``, ``curve`` (list of per-epoch dicts), ``spec`` (dict)
+- ``best``: True on the study's best trial, by its kind's one definition (the reward for a baseline
+  search, validation accuracy for the others; ties to fewer FLOPs, then the earlier trial)
+
+Analyses of accuracy use the rows whose ``status`` is complete (:func:`complete`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import optuna
 import pandas as pd
 from optuna.storages import BaseStorage
-from optuna.trial import FrozenTrial, TrialState
 
+from scalelab.search.record import Status, TrialRecord, study_records
 from scalelab.search.storage import open_storage, storage_url
-from scalelab.search.study import load
+from scalelab.search.study import load, read_config, read_plan
 
-COLUMNS = ("study", "kind", "trial", "dimension", "d", "w", "r", "alpha", "beta", "gamma", "phi", "model",
-           "params", "flops", "latency_ms", "val_acc", "test_acc", "epochs", "wall_s", "images_per_s", "device",
-           "dataset", "resolution", "curve", "spec")
-NUMERIC = ("d", "w", "r", "alpha", "beta", "gamma", "phi", "params", "flops", "latency_ms", "val_acc", "test_acc",
-           "epochs", "wall_s", "images_per_s", "resolution")
-_FROM_ATTRS = {"d": "depth", "w": "width", "r": "resolution"}
+COLUMNS = ("study", "kind", "trial", "status", "reason", "dimension", "depth_mult", "width_mult",
+           "resolution_mult", "alpha", "beta", "gamma", "phi", "multiple", "predicted_ratio", "measured_ratio",
+           "model", "params", "flops", "resolution_px", "latency_ms", "val_acc", "test_acc", "epochs", "wall_s",
+           "images_per_s", "device", "threads", "seed", "dataset", "curve", "spec", "best")
+NUMERIC = ("depth_mult", "width_mult", "resolution_mult", "alpha", "beta", "gamma", "phi", "multiple",
+           "predicted_ratio", "measured_ratio", "params", "flops", "resolution_px", "latency_ms", "val_acc",
+           "test_acc", "epochs", "wall_s", "images_per_s", "threads", "seed")
 
 
 def results_table(storage: str | BaseStorage, study_name: str | None = None) -> pd.DataFrame:
-    """Every COMPLETE trial of ``study_name`` (or of every study in ``storage``), as rows.
+    """Every recorded trial of ``study_name`` (or of every study in ``storage``), as rows.
 
     ``storage`` is a storage object, a SQLAlchemy URL or a SQLite file path; a missing file or study
     raises :class:`~scalelab.errors.SearchError`.
@@ -38,33 +51,55 @@ def results_table(storage: str | BaseStorage, study_name: str | None = None) -> 
         studies = [load(storage, study_name)]
     else:
         studies = [optuna.load_study(study_name=s.study_name, storage=storage) for s in storage.get_all_studies()]
-    rows = [_row(study, t) for study in studies
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    rows = []
+    for study in studies:
+        records = study_records(study)
+        config = read_config(study)
+        best = config.study_kind.best(config, read_plan(study), records)
+        rows += [{**row(r), "best": best is not None and r.number == best.number} for r in records]
     table = pd.DataFrame(rows, columns=list(COLUMNS))
+    table["best"] = table["best"].astype(bool)
     for column in NUMERIC:  # None -> NaN, so the columns are numeric even where a kind leaves them empty
         table[column] = pd.to_numeric(table[column])
     return table
 
 
-def _row(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
-    a = trial.user_attrs
-    spec = a.get("spec") or {}
-    row = {c: a.get(_FROM_ATTRS.get(c, c)) for c in COLUMNS}
-    row.update(study=study.study_name, kind=a.get("kind", study.user_attrs.get("kind")), trial=trial.number,
-               model=spec.get("name"), resolution=spec.get("resolution"), curve=a.get("curve", []), spec=spec)
-    return row
+def complete(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of trials trained to the end."""
+    return table[table["status"] == Status.COMPLETE.value]
+
+
+def row(r: TrialRecord) -> dict[str, Any]:
+    """One record as a row of the table."""
+    p = r.point
+    point = {} if p is None else dict(
+        dimension=p.dimension, depth_mult=p.scale.depth, width_mult=p.scale.width,
+        resolution_mult=p.scale.resolution, alpha=p.alpha, beta=p.beta, gamma=p.gamma, phi=p.phi,
+        multiple=p.multiple, predicted_ratio=p.predicted_ratio, measured_ratio=p.measured_ratio)
+    return {**dict.fromkeys(COLUMNS[:-1]), **point,
+            "study": r.study, "kind": r.kind, "trial": r.number, "status": r.status.value, "reason": r.reason,
+            "model": r.spec.name, "params": r.cost.params, "flops": r.cost.flops,
+            "resolution_px": r.spec.resolution, "latency_ms": r.cost.latency_ms, "val_acc": r.outcome.val_acc,
+            "test_acc": r.outcome.test_acc, "epochs": r.outcome.epochs, "wall_s": r.outcome.wall_s,
+            "images_per_s": r.outcome.images_per_s, "device": r.provenance.device,
+            "threads": r.provenance.threads, "seed": r.provenance.seed, "dataset": r.dataset,
+            "curve": [dataclasses.asdict(e) for e in r.curve], "spec": r.spec.to_dict()}
 
 
 def search_rewards(storage: str | BaseStorage) -> dict[str, tuple[float, float]]:
     """(T in multiply-adds, w) of every baseline search in ``storage`` whose reward was on FLOPs."""
+    from scalelab.search.config import config_from_dict
+
     storage = _open(storage)
     out = {}
     for summary in storage.get_all_studies():
         attrs = summary.user_attrs
-        search = attrs.get("settings", {}).get("search", {})
-        resolved = attrs.get("resolved", {})
-        if attrs.get("kind") == "baseline" and resolved.get("cost_unit") == "multiply-adds":
-            out[summary.study_name] = (float(resolved["target"]), float(search.get("w", -0.07)))
+        if "settings" not in attrs or "plan" not in attrs:
+            continue
+        config = config_from_dict(attrs["settings"])
+        facts = attrs["plan"].get("facts", {})
+        if facts.get("cost_unit") == "multiply-adds" and "target" in facts:
+            out[summary.study_name] = (float(facts["target"]), float(config.search.w))
     return out
 
 

@@ -56,6 +56,16 @@ def round_repeats(layers: int, depth: float) -> int:
     return int(math.ceil(layers * depth))
 
 
+def growth(alpha: float, beta: float, gamma: float) -> float:
+    """FLOPs growth per unit of phi, alpha * beta^2 * gamma^2 (the constraint of Eq. 3 sets it near 2)."""
+    return Scale(alpha, beta, gamma).flops_multiplier
+
+
+def phi_for(multiple: float, alpha: float, beta: float, gamma: float) -> float:
+    """The phi whose predicted FLOPs growth is ``multiple``: ln K / ln(alpha beta^2 gamma^2)."""
+    return math.log(multiple) / math.log(growth(alpha, beta, gamma))
+
+
 def compound(alpha: float, beta: float, gamma: float, phi: float) -> Scale:
     """(d, w, r) = (alpha^phi, beta^phi, gamma^phi), Eq. 5 of the seed report."""
     for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):

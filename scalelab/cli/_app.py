@@ -16,6 +16,20 @@ app.add_typer(bench_app, name="bench")
 search_app = typer.Typer(no_args_is_help=True, help="Architecture searches stored in an Optuna study.")
 app.add_typer(search_app, name="search")
 
+def _version(value: bool) -> None:
+    if value:
+        from scalelab import __version__
+
+        typer.echo(f"scalelab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="Print the version and exit.")] = False) -> None:
+    """Experiments on how ConvNets should be scaled."""
+
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 Classes = Annotated[Optional[int], typer.Option("--classes", "-k", min=2,
                                                 help="Number of classes (default: the preset's).")]

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from scalelab.cli._app import app, search_app
+from scalelab.cli._app import JsonFlag, app, emit, search_app
 from scalelab.errors import ScalelabError
 
 # Where the commands that read an existing study (worker, results, report) find its storage.
@@ -41,14 +41,16 @@ _STUDY_FLAGS = [
     ("progress", bool, typer.Option("--progress/--no-progress", help="Print progress per epoch and trial."),
      ("progress",)),
 ]
-# Scaling of the network a study starts from (before the study scales it further).
+# The network a study starts from, and its scaling before the study scales it further.
 _BASE_FLAGS = [
-    ("base_depth", float, typer.Option(help="Depth multiplier applied to the starting network first."),
-     ("model", "depth")),
-    ("base_width", float, typer.Option(help="Width multiplier applied to the starting network first."),
-     ("model", "width")),
-    ("base_resolution", int, typer.Option(min=1, help="Input size in px of the starting network."),
-     ("model", "resolution")),
+    ("base", str, typer.Option(help="Preset or spec JSON the study starts from (default efficientnet_b0_32)."),
+     ("base", "name")),
+    ("base_depth", float, typer.Option(help="Depth multiplier applied to the base network first."),
+     ("base", "depth")),
+    ("base_width", float, typer.Option(help="Width multiplier applied to the base network first."),
+     ("base", "width")),
+    ("base_resolution", int, typer.Option(min=1, help="Input size in px of the base network."),
+     ("base", "resolution_px")),
 ]
 # Compound coefficients for `scale` and `sweep`.
 _COEFF_FLAGS = [
@@ -74,19 +76,25 @@ def _study_flags(*groups: list) -> Any:
         extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                                    annotation=Annotated[Optional[kind], option])
                  for name, kind, option, _ in specs]
+        extra.append(inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False,
+                                       annotation=JsonFlag))
 
         @functools.wraps(func)
         def command(**kwargs: Any) -> None:
             import optuna
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)  # scalelab prints its own progress
+            as_json = kwargs.pop("as_json")
             flags: dict[str, Any] = {}
             for name, _, _, where in specs:
                 value = kwargs.pop(name)
                 if value is not None:
                     table = flags.setdefault(where[0], {}) if len(where) == 2 else flags
                     table[where[-1]] = value
-            func(**kwargs, flags=flags)
+            if as_json:
+                flags.setdefault("progress", False)
+            summary = func(**kwargs, flags=flags)
+            emit(summary.data, as_json, summary.text())
 
         command.__signature__ = sig.replace(parameters=own + extra)
         return command
@@ -137,7 +145,6 @@ Prune = Annotated[Optional[bool], typer.Option("--prune/--no-prune", help="Stop 
 @search_app.command("baseline")
 @_study_flags(_STUDY_FLAGS, _BASE_FLAGS)
 def search_baseline_command(
-    skeleton: Annotated[Optional[str], typer.Option(help="Preset or spec JSON the space is built around (default efficientnet_b0_32).")] = None,
     trials: Annotated[Optional[int], typer.Option(min=1, help="Trials to finish, pruned ones included (default 20).")] = None,
     objective: Annotated[Optional[str], typer.Option(help="reward: ACC x (cost/T)^w (default); pareto: accuracy vs cost.")] = None,
     cost: Annotated[Optional[str], typer.Option(help="flops (multiply-adds, default) or latency (ms, batch 1).")] = None,
@@ -149,7 +156,7 @@ def search_baseline_command(
     prune: Prune = None,
     out: Annotated[Optional[str], typer.Option(help="Best spec JSON (default: <run-dir>/<study>/best.json).")] = None,
     flags: Optional[dict] = None,
-) -> None:
+) -> Any:
     """MnasNet-style search for a baseline network around a skeleton (see scalelab.search.space)."""
     from scalelab.search import run_kind
 
@@ -157,14 +164,13 @@ def search_baseline_command(
         raise ScalelabError("give --target-flops or --target-latency, not both")
     search = _given(trials=trials, objective=objective, cost=cost, target=target_flops or target_latency, w=w,
                     max_flops=max_flops, max_memory=max_memory, prune=prune)
-    typer.echo(run_kind("baseline", _with(flags, search=search, model=_given(name=skeleton), out=out)).text())
+    return run_kind("baseline", _with(flags, search=search, out=out))
 
 
 @app.command("grid")
 @_study_flags(_STUDY_FLAGS, _BASE_FLAGS)
 def grid_command(
     target_flops: Target = None,
-    baseline: Annotated[Optional[str], typer.Option(help="Preset or spec JSON from `search baseline` (default efficientnet_b0_32).")] = None,
     alpha: Annotated[Optional[str], typer.Option(help="alpha range LOW:HIGH (default 1:2).")] = None,
     beta: Annotated[Optional[str], typer.Option(help="beta range LOW:HIGH (default 1:1.5).")] = None,
     gamma: Annotated[Optional[str], typer.Option(help="gamma range LOW:HIGH (default 1:1.5).")] = None,
@@ -174,45 +180,43 @@ def grid_command(
     prune: Prune = None,
     out: Annotated[Optional[str], typer.Option(help="Coefficients JSON (default: <run-dir>/<study>/coefficients.json).")] = None,
     flags: Optional[dict] = None,
-) -> None:
+) -> Any:
     """Grid search of alpha, beta, gamma with alpha*beta^2*gamma^2 = K (default 2x the baseline FLOPs)."""
     from scalelab.search import run_kind
 
     search = _given(target=target_flops, alpha=_range(alpha, "alpha"), beta=_range(beta, "beta"),
                     gamma=_range(gamma, "gamma"), step=step, tolerance=tolerance,
                     measured_tolerance=measured_tolerance, prune=prune)
-    typer.echo(run_kind("grid", _with(flags, search=search, model=_given(name=baseline), out=out)).text())
+    return run_kind("grid", _with(flags, search=search, out=out))
 
 
 @app.command("scale")
 @_study_flags(_STUDY_FLAGS, _BASE_FLAGS, _COEFF_FLAGS)
 def scale_command(
-    baseline: Annotated[Optional[str], typer.Option(help="Preset or spec JSON (default efficientnet_b0_32).")] = None,
     phi_max: Annotated[Optional[int], typer.Option(min=1, help="Train phi = 1..N (default 3).")] = None,
     target_flops: Annotated[Optional[list[str]], typer.Option(help="FLOPs targets instead of phis: 4x,8x or 800M (repeatable).")] = None,
     flags: Optional[dict] = None,
-) -> None:
+) -> Any:
     """Train the compound-scaled family of a baseline: d, w, r = alpha^phi, beta^phi, gamma^phi."""
     from scalelab.search import run_kind
 
     search = _given(phis=list(range(1, phi_max + 1)) if phi_max else None, targets=_list(target_flops))
-    typer.echo(run_kind("family", _with(flags, search=search, model=_given(name=baseline))).text())
+    return run_kind("family", _with(flags, search=search))
 
 
 @app.command("sweep")
 @_study_flags(_STUDY_FLAGS, _BASE_FLAGS, _COEFF_FLAGS)
 def sweep_command(
-    baseline: Annotated[Optional[str], typer.Option(help="Preset or spec JSON (default efficientnet_b0_32).")] = None,
     multiples: Annotated[Optional[list[str]], typer.Option(help="FLOPs multiples K (default 1,2,4,8).")] = None,
     dimensions: Annotated[Optional[list[str]], typer.Option(help="Of width, depth, resolution, compound (default all).")] = None,
     flags: Optional[dict] = None,
-) -> None:
+) -> Any:
     """Width-only (w = sqrt K), depth-only (d = K), resolution-only (r = sqrt K) and compound scaling at
     matched FLOPs multiples K."""
     from scalelab.search import run_kind
 
     search = _given(multiples=_list(multiples, float), dimensions=_list(dimensions))
-    typer.echo(run_kind("sweep", _with(flags, search=search, model=_given(name=baseline))).text())
+    return run_kind("sweep", _with(flags, search=search))
 
 
 @app.command("compare")
@@ -220,11 +224,11 @@ def sweep_command(
 def compare_command(
     models: Annotated[list[str], typer.Argument(help="Presets or spec JSON files.")],
     flags: Optional[dict] = None,
-) -> None:
+) -> Any:
     """Train several networks under one recipe, recorded as a study of kind 'compare'."""
     from scalelab.search import run_kind
 
-    typer.echo(run_kind("compare", _with(flags, search={"models": models})).text())
+    return run_kind("compare", _with(flags, search={"models": models}))
 
 
 @app.command("run")
@@ -234,11 +238,11 @@ def run_command(
     trials: Annotated[Optional[int], typer.Option(min=1, help="Trials to finish (baseline searches).")] = None,
     profile: Annotated[Optional[str], typer.Option(help="Budget profile of the file: smoke, cpu or gpu.")] = None,
     flags: Optional[dict] = None,
-) -> None:
+) -> Any:
     """Run (or resume) the study a TOML file describes; flags override the file."""
     from scalelab.search import run_file
 
-    typer.echo(run_file(study_file, _with(flags, search=_given(trials=trials)), profile).text())
+    return run_file(study_file, _with(flags, search=_given(trials=trials)), profile)
 
 
 @app.command("worker")
@@ -266,21 +270,43 @@ def results_command(
     storage: _StorageOption = None,
     run_dir: _RunDirOption = "runs",
     csv: Annotated[Optional[str], typer.Option(help="Also write the full table (curve and spec as JSON) here.")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
-    """The tidy table of finished trials, rebuilt from the storage (one row per trial)."""
+    """The tidy table of recorded trials, rebuilt from the storage (one row per trial, with its status)."""
     import pandas as pd
 
     from scalelab.analysis.results import results_table
+    from scalelab.files import check_writable_file, write_text_atomic
     from scalelab.search.storage import storage_url
 
+    if csv:
+        check_writable_file(csv, what="--csv file")
     table = results_table(storage_url(storage, run_dir), study)
     if csv:
-        table.assign(curve=table["curve"].map(json.dumps), spec=table["spec"].map(json.dumps)).to_csv(csv, index=False)
-    with pd.option_context("display.max_columns", None, "display.width", 200):
-        shown = table.drop(columns=["curve", "spec"])
-        typer.echo(shown.to_string(index=False) if len(shown) else "no finished trials")
+        full = table.assign(curve=table["curve"].map(json.dumps), spec=table["spec"].map(json.dumps))
+        write_text_atomic(csv, full.to_csv(index=False))
+    if as_json:
+        typer.echo(table.to_json(orient="records", indent=2))
+    else:
+        with pd.option_context("display.max_columns", None, "display.width", 200):
+            shown = table.drop(columns=["curve", "spec"])
+            typer.echo(shown.to_string(index=False) if len(shown) else "no recorded trials")
     if csv:
-        typer.echo(f"Saved {len(table)} rows to {csv}")
+        typer.echo(f"Saved {len(table)} rows to {csv}", err=as_json)
+
+
+@app.command("migrate")
+def migrate_command(
+    storage: _StorageOption = None,
+    run_dir: _RunDirOption = "runs",
+) -> None:
+    """Convert the studies of a storage made by scalelab 0.1 (string-keyed trial attributes) to trial
+    records, once, in place; studies already converted are left as they are."""
+    from scalelab.search.migrate import migrate_storage
+    from scalelab.search.storage import storage_url
+
+    converted = migrate_storage(storage_url(storage, run_dir))
+    typer.echo(f"converted {len(converted)} studies" + (f": {', '.join(converted)}" if converted else ""))
 
 
 @app.command("report")

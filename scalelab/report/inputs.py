@@ -13,9 +13,9 @@ import pandas as pd
 from scalelab.errors import ScalelabError
 
 COLUMNS: tuple[str, ...] = (
-    "study", "kind", "trial", "dimension", "d", "w", "r", "alpha", "beta", "gamma", "phi", "model", "params",
-    "flops", "latency_ms", "val_acc", "test_acc", "epochs", "wall_s", "device", "dataset", "resolution",
-    "curve", "spec")
+    "study", "kind", "trial", "status", "dimension", "depth_mult", "width_mult", "resolution_mult", "alpha", "beta",
+    "gamma", "phi", "multiple", "predicted_ratio", "model", "params", "flops", "latency_ms", "val_acc", "test_acc",
+    "epochs", "wall_s", "device", "dataset", "resolution_px", "curve", "spec", "best")
 
 
 class ReportError(ScalelabError, ValueError):
@@ -64,8 +64,9 @@ def check_results(df: pd.DataFrame) -> None:
     if missing:
         raise ReportError(f"results table lacks column(s) {', '.join(missing)}; build it with "
                           "scalelab.analysis.results.results_table")
-    if df.empty:
+    if not (df["status"] == "complete").any():
         raise ReportError("the results table has no finished trials; run a study before making a report")
+    df = df[df["status"] == "complete"]
     acc, cost = df["val_acc"].to_numpy(float), df["flops"].to_numpy(float)
     bad = ~(np.isfinite(acc) & (acc >= 0) & (acc <= 1)) | ~(np.isfinite(cost) & (cost > 0))
     if bad.any():

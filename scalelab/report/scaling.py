@@ -72,7 +72,7 @@ def scaling_figure(fits: dict[str, DimensionFit], level: float) -> go.Figure:
         fig.add_trace(go.Scatter(
             x=pts["flops"], y=100 * pts["val_acc"], mode="markers", name=f"{dim} (trials)", legendgroup=dim,
             marker=dict(color=color, size=9, line=dict(color="white", width=1)),
-            text=[cell(m) for m in pts["model"]], customdata=np.column_stack([pts["d"], pts["w"], pts["r"]]),
+            text=[cell(m) for m in pts["model"]], customdata=np.column_stack([pts["depth_mult"], pts["width_mult"], pts["resolution_mult"]]),
             hovertemplate="%{text}<br>d=%{customdata[0]:.2f}, w=%{customdata[1]:.2f}, r=%{customdata[2]:.2f}"
                           "<br>%{x:.3s} multiply-adds<br>%{y:.1f} % validation<extra></extra>"))
     all_flops = pd.concat([item.points["flops"] for item in fits.values()])

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 
 from scalelab.analysis.compare import pareto_front
 from scalelab.report.html import Html, cell, figure, flops, join, pct, table, tag
+from scalelab.report.tables import best_row
 from scalelab.report.style import LAYOUT, VAL_ACC_AXIS, flops_axis
 from scalelab.search.targets import reward
 
@@ -21,12 +22,12 @@ def grid_section(df: pd.DataFrame) -> Html:
     df = df[df[["alpha", "beta", "gamma"]].notna().all(axis=1)]
     if df.empty:
         return join([title, tag("p", "No trial recorded its α, β and γ.", class_="note")])
-    product = df["alpha"] * df["beta"] ** 2 * df["gamma"] ** 2
-    k = float(product.median())
-    best = df.loc[df["val_acc"].idxmax()]
+    product = df["predicted_ratio"]
+    k = float(df["multiple"].iloc[0])
+    best = best_row(df)
     how = (f"Each dot is one (α, β, γ) trial: β (width base) across, γ (resolution base) up, colour the "
            f"validation accuracy, size α (depth base). Dotted lines are the constraint α·β²·γ² = K for each "
-           f"α tried, with K = {k:.2f} (the median over the grid), so points on the line of their α cost the "
+           f"α tried, with K = {k:.2f} (the study's target), so points on the line of their α cost the "
            f"same FLOPs growth per unit φ. The star marks the most accurate trial.")
     answer = (f"Winner: α = {best['alpha']:.2f}, β = {best['beta']:.2f}, γ = {best['gamma']:.2f} "
               f"(α·β²·γ² = {product[best.name]:.2f}) with "
@@ -79,7 +80,7 @@ def grid_figure(df: pd.DataFrame, k: float) -> go.Figure:
         text=[cell(m) for m in df["model"]], customdata=np.column_stack([df["alpha"], 100 * df["val_acc"]]),
         hovertemplate="%{text}<br>α=%{customdata[0]:.3g}, β=%{x:.3g}, γ=%{y:.3g}"
                       "<br>%{customdata[1]:.1f} % validation<extra></extra>"))
-    best = df.loc[df["val_acc"].idxmax()]
+    best = best_row(df)
     fig.add_trace(go.Scatter(x=[best["beta"]], y=[best["gamma"]], mode="markers", name="winner (highest accuracy)",
                              marker=dict(symbol="star", size=22, color="rgba(0,0,0,0)",
                                          line=dict(color="#d62728", width=2.5)), hoverinfo="skip"))

@@ -3,6 +3,7 @@ shared ``plotly.min.js``, all built from the results table (``scalelab.analysis.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,18 +11,17 @@ import pandas as pd
 import plotly.offline
 
 from scalelab.analysis.compare import fit_dimensions
+from scalelab.analysis.results import complete
 from scalelab.files import WriteError, write_bytes_atomic, write_text_atomic
 from scalelab.report.html import PLOTLY_JS, Html, flops, join, page, pct, slugs, table, tag
 from scalelab.report.inputs import ReportError, ReportSettings, check_results
 from scalelab.report.scaling import compound_section, scaling_section
 from scalelab.report.search import grid_section, pareto_section
-from scalelab.report.tables import architecture_section, models_section, speed_section
+from scalelab.report.tables import architecture_section, best_row, models_section, speed_section
 from scalelab.report.training import curves_section
+from scalelab.search.kinds import StudyKind, get_kind
 from scalelab.units import si
 
-_KINDS = dict(sweep="scaling sweep: single dimensions and compound", grid="grid search of α, β, γ",
-              baseline="baseline architecture search", family="compound-scaled family",
-              compare="comparison of models")
 SPLIT_NOTE = ("All accuracies are on the validation split held out from the training data, unless a column "
               "says test.")
 
@@ -34,6 +34,7 @@ def write_site(df: pd.DataFrame, out_dir: Path, *, title: str = "scalelab report
     ``df`` are left in place but no longer linked.
     """
     check_results(df)
+    df = complete(df)  # the figures and tables are of trials trained to the end
     settings = settings or ReportSettings()
     names = [str(n) for n in pd.unique(df["study"])]
     files = {name: f"study-{slug}.html" for name, slug in slugs(names).items()}
@@ -73,74 +74,69 @@ def _write_asset(path: Path, text: str) -> None:
 
 def study_page(df: pd.DataFrame, title: str, settings: ReportSettings) -> str:
     """The page of one study: header with its settings, then the sections its kind calls for."""
-    kind = str(df["kind"].iloc[0])
+    kind = get_kind(str(df["kind"].iloc[0]))
     name = str(df["study"].iloc[0])
+    study = _Study(df, settings)
     body = join([tag("h1", name), _settings(df, kind, settings), tag("p", SPLIT_NOTE),
-                 *(section(df, settings) for section in _SECTIONS.get(kind, _COMMON))])
+                 *(_SECTIONS[section](study) for section in kind.report_sections)])
     nav = tag("nav", Html(f'<a href="index.html">← {tag("span", title)}: all studies</a>'))
     return page(f"{name} · {title}", body, nav=nav)
 
 
-def _scaling(df: pd.DataFrame, s: ReportSettings) -> Html:
-    fits = fit_dimensions(df, n_bootstrap=s.n_bootstrap, level=s.level, seed=s.seed)
-    parts = [scaling_section(fits, level=s.level, gain=s.saturation_gain)] if fits else []
-    if str(df["kind"].iloc[0]) == "sweep":
-        parts.append(compound_section(fits, level=s.level))
-    return join(parts)
+class _Study:
+    """One study's rows and the report settings, with its curve fits made once for every section."""
+
+    def __init__(self, df: pd.DataFrame, settings: ReportSettings) -> None:
+        self.df, self.settings = df, settings
+
+    @functools.cached_property
+    def fits(self) -> dict:
+        s = self.settings
+        return fit_dimensions(self.df, n_bootstrap=s.n_bootstrap, level=s.level, seed=s.seed)
 
 
-def _grid(df: pd.DataFrame, s: ReportSettings) -> Html:
-    return grid_section(df)
+def _scaling(study: _Study) -> Html:
+    s = study.settings
+    return scaling_section(study.fits, level=s.level, gain=s.saturation_gain) if study.fits else Html("")
 
 
-def _pareto(df: pd.DataFrame, s: ReportSettings) -> Html:
+def _compound(study: _Study) -> Html:
+    return compound_section(study.fits, level=study.settings.level)
+
+
+def _pareto(study: _Study) -> Html:
+    df, s = study.df, study.settings
     own = s.rewards.get(str(df["study"].iloc[0]))
     if own is not None:
         return pareto_section(df, target_flops=own[0], exponent=own[1], source="the search's own target")
     return pareto_section(df, target_flops=s.target_flops, exponent=s.reward_exponent)
 
 
-def _curves(df: pd.DataFrame, s: ReportSettings) -> Html:
-    return curves_section(df, max_trials=s.max_curves)
+_SECTIONS: dict[str, Callable[[_Study], Html]] = dict(
+    scaling=_scaling, compound=_compound, pareto=_pareto, grid=lambda st: grid_section(st.df),
+    curves=lambda st: curves_section(st.df, max_trials=st.settings.max_curves),
+    architecture=lambda st: architecture_section(st.df), models=lambda st: models_section(st.df),
+    speed=lambda st: speed_section(st.df))
+"""The sections a kind may name in its ``report_sections``."""
 
 
-def _architecture(df: pd.DataFrame, s: ReportSettings) -> Html:
-    return architecture_section(df)
-
-
-def _models(df: pd.DataFrame, s: ReportSettings) -> Html:
-    return models_section(df)
-
-
-def _speed(df: pd.DataFrame, s: ReportSettings) -> Html:
-    return speed_section(df)
-
-
-Section = Callable[[pd.DataFrame, ReportSettings], Html]
-_COMMON: tuple[Section, ...] = (_curves, _architecture, _models)
-_SECTIONS: dict[str, tuple[Section, ...]] = dict(
-    sweep=(_scaling, *_COMMON), family=(_scaling, *_COMMON), grid=(_grid, *_COMMON),
-    baseline=(_pareto, *_COMMON), compare=(_models, _speed, _curves, _architecture))
-
-
-def _settings(df: pd.DataFrame, kind: str, s: ReportSettings) -> Html:
-    best = df.loc[df["val_acc"].idxmax()]
+def _settings(df: pd.DataFrame, kind: StudyKind, s: ReportSettings) -> Html:
+    best = best_row(df)
     items = [
-        ("kind", f"{kind} ({_KINDS[kind]})" if kind in _KINDS else kind),
+        ("kind", f"{kind.name} ({kind.title})"),
         ("dataset", ", ".join(sorted(set(map(str, df["dataset"]))))),
         ("finished trials", len(df)),
-        ("best validation accuracy",
-         f"{pct(best['val_acc'])} (validation split), {best['model']}, trial {best['trial']}"),
+        ("best trial", f"{best['model']}, trial {best['trial']}: {pct(best['val_acc'])} validation accuracy"),
         ("FLOPs", f"{si(df['flops'].min())} to {flops(df['flops'].max())} per image"),
-        ("input resolution", _span(df["resolution"], " px")),
+        ("input resolution", _span(df["resolution_px"], " px")),
         ("epochs per trial", _span(df["epochs"], "")),
         ("device", ", ".join(sorted(set(map(str, df["device"]))))),
         ("total training time", f"{df['wall_s'].sum() / 3600:.2f} h"),
     ]
     dims = [str(d) for d in pd.unique(df["dimension"].dropna())]
-    if dims and kind in ("sweep", "family"):
+    if dims:
         items.append(("scaling dimensions", ", ".join(dims)))
-    if kind in ("sweep", "family", "grid"):
+    if "scaling" in kind.report_sections:
         fits = (f"{s.n_bootstrap} bootstrap replicates, {100 * s.level:g} % intervals, saturated when doubling "
                 f"FLOPs gains < {100 * s.saturation_gain:g} points")
         items.append(("curve fits", fits))
@@ -161,16 +157,19 @@ def _index(df: pd.DataFrame, files: dict[str, str], title: str) -> str:
     rows = []
     for name, file in files.items():
         part = df[df["study"].astype(str) == name]
-        best = part.loc[part["val_acc"].idxmax()]
+        best = best_row(part)
         link = Html(f'<a href="{file}">{tag("span", name)}</a>')
-        kind = str(part["kind"].iloc[0])
-        rows.append([link, _KINDS.get(kind, kind), ", ".join(sorted(set(map(str, part["dataset"])))), len(part),
+        rows.append([link, get_kind(str(part["kind"].iloc[0])).title, ", ".join(sorted(set(map(str, part["dataset"])))), len(part),
                      pct(best["val_acc"]), best["model"], si(best["flops"])])
-    headers = ["study", "kind", "dataset", "finished trials", "best validation accuracy (validation split)",
+    headers = ["study", "kind", "dataset", "finished trials", "best trial's validation accuracy",
                "best model", "its FLOPs (multiply-adds per image)"]
     how = ("One row per study in the results storage. Open a study for its figures: scaling curves with "
            "fitted saturation curves, the α-β-γ grid, the baseline search's Pareto front, training curves and "
            f"tables. {SPLIT_NOTE}")
-    body = join([tag("h1", title), tag("p", f"{len(files)} studies, {len(df)} finished trials."),
+    body = join([tag("h1", title), tag("p", f"{_count(len(files), 'study', 'studies')}, {_count(len(df), 'finished trial', 'finished trials')}."),
                  table(headers, rows, numeric=(3, 4, 6)), tag("p", how, class_="how")])
     return page(title, body)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"

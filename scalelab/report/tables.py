@@ -15,9 +15,9 @@ from scalelab.units import si
 
 
 def architecture_section(df: pd.DataFrame) -> Html:
-    """Table 1 of the most accurate trial, from its recorded spec."""
-    best = df.loc[df["val_acc"].idxmax()]
-    title = tag("h2", f"Table 1: architecture of the most accurate trial, {best['model']} (trial {best['trial']}, "
+    """Table 1 of the study's best trial (by its kind's definition), from its recorded spec."""
+    best = best_row(df)
+    title = tag("h2", f"Table 1: architecture of the study's best trial, {best['model']} (trial {best['trial']}, "
                       f"{pct(best['val_acc'])} validation accuracy)")
     try:
         spec = NetworkSpec.from_dict(best["spec"])
@@ -42,9 +42,9 @@ def models_section(df: pd.DataFrame) -> Html:
                *(["training (images/s)"] if has_speed else []), "epochs", "training time (s)"]
     rows = []
     for r in df.sort_values("val_acc", ascending=False, kind="stable").itertuples():
-        scale = [f"{'baseline' if pd.isna(r.dimension) else r.dimension}: "
-                 + ", ".join(_maybe(v, lambda x: f"{x:.2f}") for v in (r.d, r.w, r.r))] if scaled else []
-        rows.append([r.model, r.trial, *scale, si(r.params), si(r.flops), r.resolution,
+        scale = [f"{'base' if pd.isna(r.dimension) else r.dimension}: "
+                 + ", ".join(_maybe(v, lambda x: f"{x:.2f}") for v in (r.depth_mult, r.width_mult, r.resolution_mult))] if scaled else []
+        rows.append([r.model, r.trial, *scale, si(r.params), si(r.flops), r.resolution_px,
                      pct(r.val_acc), *([_maybe(r.test_acc, pct)] if has_test else []),
                      *([_maybe(r.latency_ms, lambda v: f"{v:.2f}")] if has_latency else []),
                      *([_maybe(r.images_per_s, lambda v: f"{v:,.0f}")] if has_speed else []),
@@ -92,6 +92,12 @@ def speed_section(df: pd.DataFrame) -> Html:
                        "Models trained for the same time see more images when they train faster.", class_="how"),
               tag("p", tag("strong", answer))]
     return join(parts)
+
+
+def best_row(df: pd.DataFrame) -> pd.Series:
+    """The study's best trial as the results table marks it (``best``), else its most accurate."""
+    marked = df[df["best"]]
+    return marked.iloc[0] if len(marked) else df.loc[df["val_acc"].idxmax()]
 
 
 def _has(df: pd.DataFrame, column: str) -> bool:

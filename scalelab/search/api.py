@@ -35,12 +35,12 @@ def run_study(config: StudyConfig, options: RunOptions | None = None) -> Summary
 
 def run_file(path: str | Path, overrides: dict[str, Any] | None = None, profile: str | None = None) -> Summary:
     """Run the study a TOML file describes, in budget ``profile`` if given, with ``overrides`` (flags) on top."""
-    return run_study(*build(load_study_file(path, profile), overrides))
+    return run_study(*build(load_study_file(path, profile), overrides, source=str(path)))
 
 
 def run_kind(kind: str, overrides: dict[str, Any]) -> Summary:
     """Run a study of ``kind`` described by flags alone (the `scalelab grid`, `sweep`, ... commands)."""
-    return run_study(*build({"kind": kind}, overrides))
+    return run_study(*build({"kind": kind}, overrides, source="command line"))
 
 
 def join_study(study: str, storage: str | None = None, *, run_dir: str = "runs", device: str = "auto",

@@ -20,6 +20,7 @@ import time
 import warnings
 from collections.abc import Iterator
 
+import numpy as np
 import optuna
 import torch
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -28,12 +29,16 @@ from optuna.trial import TrialState
 from scalelab.device import pick_device
 from scalelab.errors import ScalelabError, SearchError
 from scalelab.search.config import StudyConfig
-from scalelab.search.storage import MAX_RETRY, open_storage
-from scalelab.search.study import load, pruner_for, read_config, sampler_for
-from scalelab.search.trial import Objective
 from scalelab.units import si
+from scalelab.search.storage import MAX_RETRY, open_storage
+from scalelab.search.record import read_record
+from scalelab.search.study import load, read_config
+from scalelab.search.retry import TRANSIENT, with_retry
+from scalelab.search.trial import Objective, StorageLost
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+STORAGE_OUTAGE_S = 120.0
+"""How long a worker waits out an unreachable storage between trials before it gives up."""
 
 
 def work(url: str, study_name: str, *, device: str = "auto", progress: bool = True, worker: int = 0,
@@ -45,9 +50,14 @@ def work(url: str, study_name: str, *, device: str = "auto", progress: bool = Tr
         config = dataclasses.replace(config, data_dir=data_dir)
     storage = open_storage(url, create=False, heartbeat_s=config.heartbeat_s)
     study = load(storage, study_name)
-    study.sampler = sampler_for(config, worker, len(study.get_trials(deepcopy=False)))
-    study.pruner = pruner_for(config)
-    objective = Objective.for_study(study, config, pick_device(device), progress=progress)
+    kind = config.study_kind
+    # The seed mixes in the worker index and the trials already made, so that parallel workers and
+    # resumed runs do not propose the same first networks again.
+    seed = int(np.random.SeedSequence([config.train.seed, worker, len(study.get_trials(deepcopy=False))])
+               .generate_state(1)[0])
+    study.sampler = kind.sampler(seed)
+    study.pruner = kind.pruner(config)
+    objective = Objective.for_study(study, storage, config, pick_device(device), progress=progress)
     return _Worker(study, storage, objective, config, progress).run()
 
 
@@ -95,24 +105,28 @@ class _Worker:
         self.study, self.storage, self.objective, self.config, self.progress = \
             study, storage, objective, config, progress
         self.study_id = storage.get_study_id_from_name(study.study_name)
-        self.total = config.search.trials if config.kind == "baseline" else len(objective.points)
+        self.kind = config.study_kind
+        self.total = self.kind.total(config, objective.plan)
 
     def run(self) -> int:
         ran = 0
         while True:
-            with _quiet():
-                optuna.storages.fail_stale_trials(self.study)
-            trial = self._next()
+            trial = with_retry(self._step, within_s=STORAGE_OUTAGE_S)
             if trial is not None:
                 self._run(trial)
                 ran += 1
-            elif self._count((TrialState.RUNNING,)):
+            elif with_retry(lambda: self._count((TrialState.RUNNING,)), within_s=STORAGE_OUTAGE_S):
                 time.sleep(min(5.0, self.config.heartbeat_s))
             else:
                 return ran
 
+    def _step(self) -> optuna.Trial | None:
+        with _quiet():
+            optuna.storages.fail_stale_trials(self.study)
+        return self._next()
+
     def _next(self) -> optuna.Trial | None:
-        if self.config.kind != "baseline":
+        if self.kind.enumerated:
             return self._pop()
         if self._count(FINISHED + (TrialState.RUNNING,)) >= self.total:
             return None
@@ -136,23 +150,29 @@ class _Worker:
 
     def _run(self, trial: optuna.Trial) -> None:
         trial_id = self._id(trial.number)
+        beat = _Heartbeat(self.storage, trial_id, self.config.heartbeat_s)
+        self.objective.check_alive = beat.check
+        within = beat.grace_s  # past it, other workers judge the trial dead: retrying longer is pointless
         try:
-            with _Heartbeat(self.storage, trial_id, self.config.heartbeat_s):
+            with beat:
                 try:
                     values = self.objective(trial)
+                except StorageLost as exc:
+                    self._say(f"trial {trial.number}: {exc}; it will be re-run")
+                    return
                 except optuna.TrialPruned:
-                    self.study.tell(trial, state=TrialState.PRUNED)
+                    with_retry(lambda: self.study.tell(trial, state=TrialState.PRUNED), within_s=within)
                 except BaseException:
-                    self.study.tell(trial, state=TrialState.FAIL)
+                    with_retry(lambda: self.study.tell(trial, state=TrialState.FAIL), within_s=within)
                     self._requeue(trial_id)
                     raise
                 else:
-                    self.study.tell(trial, values)
+                    with_retry(lambda: self.study.tell(trial, values), within_s=within)
         except optuna.exceptions.UpdateFinishedTrialError:
             self._say(f"trial {trial.number}: another worker judged it dead (no heartbeat for "
                       f"{3 * self.config.heartbeat_s} s) and queued it again; this result is dropped")
             return
-        self._report(self.storage.get_trial(trial_id))
+        self._report(with_retry(lambda: self.storage.get_trial(trial_id), within_s=STORAGE_OUTAGE_S))
 
     def _requeue(self, trial_id: int) -> None:
         """Queue a copy of a failed trial, as Optuna does for a stale one (retry history included)."""
@@ -160,14 +180,16 @@ class _Worker:
             RetryHeartbeatStaleTrialCallback(MAX_RETRY)(self.study, self.storage.get_trial(trial_id))
 
     def _report(self, t: optuna.trial.FrozenTrial) -> None:
-        a = t.user_attrs
-        head = f"trial {t.number} ({self._count(FINISHED)}/{self.total} finished): {a['spec']['name']}: "
-        if t.state == TrialState.PRUNED:
-            self._say(head + a.get("reason", "pruned"))
+        r = read_record(t)
+        if r is None:
+            return
+        head = f"trial {t.number} ({self._count(FINISHED)}/{self.total} finished): {r.spec.name}: "
+        if not r.finished:
+            self._say(head + f"{r.status.value}: {r.reason}")
         else:
-            latency = f", {a['latency_ms']:.2f} ms" if a.get("latency_ms") is not None else ""
-            self._say(head + f"val acc {a['val_acc']:.2%}, {si(a['flops'], 'multiply-adds')}{latency}, "
-                             f"{a['wall_s']:.1f} s")
+            latency = f", {r.cost.latency_ms:.2f} ms batch-1 latency" if r.cost.latency_ms is not None else ""
+            self._say(head + f"val acc {r.outcome.val_acc:.2%}, {si(r.cost.flops, 'multiply-adds')}{latency}, "
+                             f"{r.outcome.wall_s:.1f} s")
 
     def _say(self, line: str) -> None:
         if self.progress:
@@ -191,20 +213,39 @@ def _quiet() -> Iterator[None]:
 
 
 class _Heartbeat:
-    """Records the trial's heartbeat every ``interval`` seconds from a thread while the block runs."""
+    """Records the trial's heartbeat every ``interval`` seconds from a thread while the block runs.
+
+    A beat that fails (the database restarting, a dropped connection) is retried with back-off. When no
+    beat has succeeded for two intervals, :meth:`check` raises :class:`StorageLost`, so the trial stops
+    cleanly before other workers, at three silent intervals, judge it dead and queue it again."""
 
     def __init__(self, storage: RDBStorage, trial_id: int, interval: int) -> None:
         self.storage, self.trial_id, self.interval = storage, trial_id, interval
+        self.grace_s = 3 * interval
         self.stop = threading.Event()
+        self.last_ok = time.monotonic()
         self.thread = threading.Thread(target=self._beat, daemon=True)
 
     def _beat(self) -> None:
-        while not self.stop.wait(self.interval):
-            self.storage.record_heartbeat(self.trial_id)
+        wait, retry = self.interval, 0.2
+        while not self.stop.wait(wait):
+            try:
+                self.storage.record_heartbeat(self.trial_id)
+            except TRANSIENT:
+                wait, retry = retry, min(2 * retry, self.interval / 2)  # back off, but beat before the grace ends
+                continue
+            self.last_ok, wait, retry = time.monotonic(), self.interval, 0.2
 
-    def __enter__(self) -> None:
-        self.storage.record_heartbeat(self.trial_id)
+    def check(self) -> None:
+        silent = time.monotonic() - self.last_ok
+        if silent > 2 * self.interval:
+            raise StorageLost(f"no heartbeat reached the storage for {silent:.0f} s")
+
+    def __enter__(self) -> _Heartbeat:
+        with_retry(lambda: self.storage.record_heartbeat(self.trial_id), within_s=self.grace_s)
+        self.last_ok = time.monotonic()
         self.thread.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop.set()

@@ -1,15 +1,15 @@
 """Optuna studies as scalelab keeps them: created once with everything a worker needs, resumed only
-with the same settings, and (for enumerated kinds) a queue holding one trial per point still to train.
+with the same settings, and (for enumerated kinds) a queue holding one trial per planned network.
 
-Study user attributes: ``kind``, ``dataset``, ``baseline_spec`` (dict, or None for compare),
-``baseline_flops``, ``resolved`` (absolute targets and caps; a grid's candidates), ``plan`` (the points
-of an enumerated study), ``settings`` (``StudyConfig.to_dict()``, written last: a study without it was
-interrupted while being created) and, after a Pareto search, ``pareto_front`` (trial numbers).
+Study user attributes: ``settings`` (``StudyConfig.to_dict()``, written last: a study without it was
+interrupted while being created), ``plan`` (``Plan.to_dict()``) and ``schema`` (the record version,
+:data:`scalelab.search.record.SCHEMA`). Metric names are set on every study.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import warnings
+
 import optuna
 import torch
 from optuna.storages import RDBStorage
@@ -18,18 +18,13 @@ from optuna.trial import FrozenTrial, TrialState
 from scalelab.data import load_dataset
 from scalelab.errors import SearchError
 from scalelab.search.config import StudyConfig, config_from_dict
-from scalelab.search.plans import make_plan
+from scalelab.search.kinds import Plan
+from scalelab.search.kinds.enumerated import POINT_ATTR
+from scalelab.search.record import SCHEMA
 from scalelab.search.storage import display_url
 
 LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, TrialState.RUNNING)
 """States that account for a point: done, or about to be."""
-MEDIAN_PRUNER_STARTUP = 4  # finished trials before the median pruner starts judging
-
-
-def directions(config: StudyConfig) -> list[str]:
-    if config.kind == "baseline" and config.search.objective == "pareto":
-        return ["maximize", "minimize"]  # accuracy, cost
-    return ["maximize"]  # reward (baseline search) or validation accuracy
 
 
 def create_or_resume(storage: RDBStorage, name: str, config: StudyConfig, device: torch.device) -> optuna.Study:
@@ -47,36 +42,38 @@ def create_or_resume(storage: RDBStorage, name: str, config: StudyConfig, device
         study = optuna.load_study(study_name=name, storage=storage)
         study.set_user_attr("settings", config.to_dict())  # the trial count or heartbeat may change
     else:
+        kind = config.study_kind
         classes = load_dataset(config.dataset, config.data_dir).classes
-        plan = make_plan(config, len(classes), device)
-        study = optuna.create_study(storage=storage, study_name=name, directions=directions(config))
-        for key, value in dict(kind=config.kind, dataset=config.dataset,
-                               baseline_spec=plan.baseline.to_dict() if plan.baseline else None,
-                               baseline_flops=plan.baseline_flops, resolved=plan.resolved,
-                               plan=[p.to_dict() for p in plan.points], settings=config.to_dict()).items():
-            study.set_user_attr(key, value)
-    ensure_queued(study)
+        plan = kind.plan(config, len(classes), device)
+        study = optuna.create_study(storage=storage, study_name=name, directions=kind.directions(config))
+        with warnings.catch_warnings():  # metric names are flagged experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(kind.metric_names(config))
+        study.set_user_attr("schema", SCHEMA)
+        study.set_user_attr("plan", plan.to_dict())
+        study.set_user_attr("settings", config.to_dict())
+    ensure_queued(study, config)
     return study
 
 
-def ensure_queued(study: optuna.Study) -> int:
-    """Queue every planned point that no trial accounts for (never planned, or whose trials all failed
-    and ran out of retries); returns how many were queued.
+def ensure_queued(study: optuna.Study, config: StudyConfig) -> int:
+    """Queue every planned network that no trial accounts for (never queued, or whose trials all failed
+    and ran out of retries), with its real parameters; returns how many were queued.
 
     Called by the process that owns the study, not by every worker: two workers doing it at once could
     both queue the same point.
     """
-    plan = study.user_attrs.get("plan", [])
+    params = config.study_kind.queue(config, read_plan(study))
     covered = {point_of(t) for t in study.get_trials(deepcopy=False, states=LIVE)}
-    missing = [i for i in range(len(plan)) if i not in covered]
+    missing = [i for i in range(len(params)) if i not in covered]
     for i in missing:
-        study.enqueue_trial({"point": i})
+        study.enqueue_trial(params[i], user_attrs={POINT_ATTR: i}, skip_if_exists=False)
     return len(missing)
 
 
 def point_of(trial: FrozenTrial) -> int | None:
-    """The plan index a trial trains (None for baseline-search trials)."""
-    return trial.system_attrs.get("fixed_params", {}).get("point", trial.params.get("point"))
+    """The plan index of the network a trial trains (None for baseline-search trials)."""
+    return trial.user_attrs.get(POINT_ATTR)
 
 
 def load(storage: RDBStorage, name: str) -> optuna.Study:
@@ -90,31 +87,19 @@ def load(storage: RDBStorage, name: str) -> optuna.Study:
 
 
 def read_config(study: optuna.Study) -> StudyConfig:
-    if "settings" not in study.user_attrs:
+    """The settings a study was made with."""
+    attrs = study.user_attrs
+    if "settings" not in attrs:
         raise SearchError(f"study '{study.study_name}' was not made by scalelab, or its creation was "
                           "interrupted; re-run the command that creates it")
-    return config_from_dict(study.user_attrs["settings"])
+    if attrs.get("schema") != SCHEMA:
+        raise SearchError(f"study '{study.study_name}' was made by an older scalelab; convert its storage "
+                          "once with `scalelab migrate --storage FILE`")
+    return config_from_dict(attrs["settings"])
 
 
-def sampler_for(config: StudyConfig, worker: int, n_trials: int) -> optuna.samplers.BaseSampler:
-    """TPE for the baseline search; enumerated kinds only take queued trials, so any sampler does.
-
-    The seed mixes in the worker index and the trials already made, so parallel workers and resumed
-    runs do not propose the same first networks again.
-    """
-    seed = int(np.random.SeedSequence([config.train.seed, worker, n_trials]).generate_state(1)[0])
-    if config.kind == "baseline":
-        return optuna.samplers.TPESampler(seed=seed)
-    return optuna.samplers.RandomSampler(seed=seed)
-
-
-def pruner_for(config: StudyConfig) -> optuna.pruners.BasePruner:
-    """Median pruning on validation accuracy for single-objective searches (reward, grid); none for
-    Pareto searches (Optuna cannot prune those) or for family, sweep and compare, whose curves matter."""
-    single = config.kind == "grid" or (config.kind == "baseline" and config.search.objective == "reward")
-    if single and config.search.prune:
-        return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_PRUNER_STARTUP)
-    return optuna.pruners.NopPruner()
+def read_plan(study: optuna.Study) -> Plan:
+    return Plan.from_dict(study.user_attrs["plan"])
 
 
 def _has_trials(storage: RDBStorage, name: str) -> bool:
@@ -122,6 +107,9 @@ def _has_trials(storage: RDBStorage, name: str) -> bool:
 
 
 def _check_same(name: str, attrs: dict, config: StudyConfig, storage: RDBStorage) -> None:
+    if attrs.get("schema") != SCHEMA:
+        raise SearchError(f"study '{name}' in {display_url(storage.url)} was made by an older scalelab; "
+                          "convert it once with `scalelab migrate`, or choose a new --study name")
     stored = config_from_dict(attrs["settings"]).identity()
     wanted = config.identity()
     if stored == wanted:

@@ -13,10 +13,17 @@ from scalelab.units import parse_quantity
 
 @dataclass(frozen=True)
 class Target:
-    """Exactly one of ``multiple`` (of a reference cost) and ``amount`` (absolute) is set."""
+    """Exactly one of ``multiple`` (of a reference cost) and ``amount`` (absolute) is set; ``unit`` is
+    'ms' for a latency given in milliseconds, else empty; ``text`` is what the user wrote (how settings
+    store it)."""
 
     multiple: float | None = None
     amount: float | None = None
+    unit: str = ""
+    text: str = ""
+
+    def __str__(self) -> str:
+        return self.text
 
     def amount_for(self, reference: float) -> float:
         """The absolute target when the reference network costs ``reference``."""
@@ -27,20 +34,21 @@ class Target:
         return self.multiple if self.multiple is not None else self.amount / reference
 
 
-def parse_target(text: str, option: str, unit: str = "") -> Target:
-    """'2x' -> a multiple; '800M', '1.2G', '5e8' -> an amount; with ``unit='ms'`` a trailing 'ms' is
-    allowed ('12ms')."""
+def parse_target(text: str | float | Target, option: str) -> Target:
+    """'2x' -> a multiple; '800M', '1.2G', '5e8' -> an amount; '12ms' -> an amount in milliseconds."""
+    if isinstance(text, Target):
+        return text
     clean = str(text).strip()
     try:
         if clean.lower().endswith("x"):
-            target = Target(multiple=float(clean[:-1]))
+            target = Target(multiple=float(clean[:-1]), text=clean)
+        elif clean.lower().endswith("ms"):
+            target = Target(amount=parse_quantity(clean[:-2], option), unit="ms", text=clean)
         else:
-            if unit and clean.lower().endswith(unit):
-                clean = clean[: -len(unit)]
-            target = Target(amount=parse_quantity(clean, option))
+            target = Target(amount=parse_quantity(clean, option), text=clean)
     except (ValueError, ScalelabError) as exc:
         raise SearchError(f"cannot read {option} '{text}'; write a multiple of the baseline such as 2x, "
-                          f"or an absolute amount such as 800M or 1.2G") from exc
+                          f"or an absolute amount such as 800M, 1.2G or 5ms") from exc
     value = target.multiple if target.multiple is not None else target.amount
     if not (math.isfinite(value) and value > 0):
         raise SearchError(f"{option} must be positive, got '{text}'")

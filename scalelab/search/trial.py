@@ -1,135 +1,136 @@
-"""One trial: price the network before training it, stop for free when it is over a hard cap, train it
-with pruning on validation accuracy, and record everything on the Optuna trial.
-
-Trial user attributes (None where not applicable): ``kind``, ``dataset``, ``split`` ('val': the split
-``val_acc`` and the objective use), ``spec`` (dict), ``params``, ``flops`` (multiply-adds per image),
-``latency_ms`` (batch 1, in searches on latency and in comparisons), ``dimension``, ``depth``/``width``/``resolution``
-(multipliers), ``alpha``/``beta``/``gamma``/``phi``, ``multiple`` (planned FLOPs multiple),
-``aliases`` (grid points or sweep settings that round to this same network), ``curve`` (one dict per
-epoch: epoch, images_seen, train_loss, train_acc, val_acc, wall_s), ``val_acc``, ``test_acc`` (when
-evaluated), ``epochs`` (trained), ``wall_s``, ``device``, ``images_per_s`` and, for a trial stopped
-early, ``reason``. Grid trials add ``predicted_ratio`` and ``measured_ratio``; trials priced against
-``--max-memory`` add ``train_memory_bytes``.
-"""
+"""One trial of any kind: take its network from the kind, price it (or reuse the price its plan
+measured), stop for free when it is over a cap, train it while reporting validation accuracy as
+intermediate values (pruning where the kind prunes), and write its :class:`TrialRecord` once, however it
+ends."""
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, NoReturn
+import time
+from collections.abc import Callable
+from typing import NoReturn
 
 import optuna
 import torch
+from optuna.storages import BaseStorage
 
 from scalelab.arch.build import build
 from scalelab.arch.spec import NetworkSpec
-from scalelab.cost import cost, measure_latency, training_memory
+from scalelab.cost import cost, measure_latency
 from scalelab.data import Splits, load_dataset, split_validation
 from scalelab.errors import TrainingError
 from scalelab.search.config import StudyConfig
-from scalelab.search.points import POINT_ATTRS, Point
-from scalelab.search.space import suggest_spec
-from scalelab.search.targets import reward
+from scalelab.search.kinds import Values
+from scalelab.search.record import Outcome, Point, Provenance, Status, TrialCost, TrialRecord, write_record
+from scalelab.search.retry import with_retry
+from scalelab.search.study import read_plan
 from scalelab.train import EpochRecord, train
-from scalelab.units import si
 
-Values = float | tuple[float, float]
+
+RECORD_RETRY_S = 30.0
+"""How long writing a finished trial's record waits out a failing storage."""
+
+
+class TrialStopped(optuna.TrialPruned):
+    """The trial ended early (pruned, diverged or over a cap); its record is written."""
+
+
+class StorageLost(Exception):
+    """The trial's heartbeat stopped reaching the storage: the trial ends unrecorded, to be re-run."""
 
 
 class Objective:
-    """Callable on an Optuna trial; returns the study's objective value(s)."""
+    """Callable on an Optuna trial; returns the study's objective value(s). ``check_alive`` is called
+    after every epoch and raises :class:`StorageLost` when the trial must stop unrecorded."""
 
-    def __init__(self, study: optuna.Study, config: StudyConfig, splits: Splits, device: torch.device,
-                 progress: bool = False) -> None:
-        attrs = study.user_attrs
-        self.config, self.splits, self.device, self.progress = config, splits, device, progress
-        self.points = [Point.from_dict(p) for p in attrs.get("plan", [])]
-        self.skeleton = NetworkSpec.from_dict(attrs["baseline_spec"]) if attrs.get("baseline_spec") else None
-        self.limits = attrs.get("resolved", {}) if config.kind == "baseline" else {}
-        self.pareto = len(study.directions) > 1
-        self.prunes = not isinstance(study.pruner, optuna.pruners.NopPruner)
+    check_alive: Callable[[], None] = staticmethod(lambda: None)
+
+    def __init__(self, study: optuna.Study, storage: BaseStorage, config: StudyConfig, splits: Splits,
+                 device: torch.device, progress: bool = False) -> None:
+        self.study, self.storage, self.config, self.splits = study, storage, config, splits
+        self.device, self.progress = device, progress
+        self.study_id = storage.get_study_id_from_name(study.study_name)
+        self.kind = config.study_kind
+        self.plan = read_plan(study)
+        self.prunes = not isinstance(self.kind.pruner(config), optuna.pruners.NopPruner)
 
     @classmethod
-    def for_study(cls, study: optuna.Study, config: StudyConfig, device: torch.device,
+    def for_study(cls, study: optuna.Study, storage: BaseStorage, config: StudyConfig, device: torch.device,
                   progress: bool = False) -> Objective:
         """Loads the study's dataset and validation split."""
         ds = load_dataset(config.dataset, config.data_dir)
-        return cls(study, config, split_validation(ds, config.val_fraction, config.train.seed), device, progress)
-
-    @property
-    def latency(self) -> bool:
-        return self.limits.get("cost_unit") == "ms"
+        splits = split_validation(ds, config.val_fraction, config.train.seed)
+        return cls(study, storage, config, splits, device, progress)
 
     def __call__(self, trial: optuna.Trial) -> Values:
-        spec, where = self._network(trial)
-        _set(trial, {**dict.fromkeys(POINT_ATTRS), "latency_ms": None, "test_acc": None, "reason": None,
-                     **where, "kind": self.config.kind, "dataset": self.config.dataset, "split": "val"})
-        c = cost(spec)
-        _set(trial, dict(spec=spec.to_dict(), params=c.params, flops=c.flops))
-        latency = None
-        if self.latency or self.config.kind == "compare":  # comparisons report latency (Table 2, Figure 4)
+        started = time.perf_counter()
+        spec, point, known = self.kind.network(trial, self.config, self.plan)
+        c = known or _price(spec)
+        if self.kind.measures_latency(self.config):
             latency = measure_latency(build(spec), spec.resolution, 1, device=self.device).median_ms
-            trial.set_user_attr("latency_ms", latency)
-        price = latency if self.latency else float(c.flops)
-        self._check_caps(trial, spec, c.flops)
-        curve: list[dict[str, Any]] = []
+            c = TrialCost(c.params, c.flops, latency, c.train_memory_bytes)
+        c, over = self.kind.over_cap(self.config, self.plan, spec, c, self.device)
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
+        record = _Recorder(self.storage, trial_id, trial, self.config, spec, c, point, str(self.device), started)
+        if over is not None:
+            record.stop(Status.OVER_CAP, over)
         try:
             result = train(spec, self.splits, self.config.train, device=self.device,
-                           on_epoch=lambda r: self._on_epoch(trial, r, curve, price),
+                           on_epoch=lambda r: self._on_epoch(trial, record, r),
                            evaluate_test=self.config.evaluate_test, progress=self.progress)
         except TrainingError as exc:
-            _stop(trial, str(exc), curve)
-        _set(trial, dict(curve=curve, val_acc=result.val_acc, test_acc=result.test_acc, wall_s=result.wall_s,
-                         device=result.device, images_per_s=result.images_per_s, epochs=_epochs(curve)))
-        return self._values(result.val_acc, price)
+            record.stop(Status.DIVERGED, str(exc))
+        except (TrialStopped, StorageLost):
+            raise
+        except BaseException as exc:  # an error or an interruption: recorded, then queued again by the worker
+            record.end(Status.FAILED, reason=f"{type(exc).__name__}: {exc}".strip(": "))
+            raise
+        self.check_alive()
+        record.end(Status.COMPLETE, Outcome(val_acc=result.val_acc, test_acc=result.test_acc,
+                                            images_per_s=result.images_per_s, epochs=_epochs(record.curve)))
+        return self.kind.values(self.config, self.plan, result.val_acc, c)
 
-    def _network(self, trial: optuna.Trial) -> tuple[NetworkSpec, dict[str, Any]]:
-        if self.config.kind == "baseline":
-            return suggest_spec(trial, self.skeleton), {}
-        p = self.points[trial.suggest_int("point", 0, len(self.points) - 1)]
-        return p.spec, p.attrs
-
-    def _values(self, accuracy: float, price: float) -> Values:
-        if self.pareto:
-            return accuracy, price
-        if self.config.kind == "baseline":
-            return reward(accuracy, price, self.limits["target"], self.config.search.w)
-        return accuracy
-
-    def _check_caps(self, trial: optuna.Trial, spec: NetworkSpec, flops: int) -> None:
-        cap = self.limits.get("max_flops")
-        if cap is not None and flops > cap:
-            _stop(trial, f"over --max-flops: {si(flops, 'multiply-adds')} > {si(cap, 'multiply-adds')}; "
-                         "not trained")
-        cap = self.limits.get("max_memory")
-        if cap is not None:
-            need = training_memory(build(spec), spec.resolution, self.config.train.batch_size, device=self.device)
-            trial.set_user_attr("train_memory_bytes", need)
-            if need > cap:
-                _stop(trial, f"over --max-memory: training needs {si(need, 'B')} > {si(cap, 'B')}; not trained")
-
-    def _on_epoch(self, trial: optuna.Trial, record: EpochRecord, curve: list[dict[str, Any]],
-                  price: float) -> None:
-        curve.append(dataclasses.asdict(record))
-        trial.set_user_attr("curve", curve)
-        if not self.prunes:
+    def _on_epoch(self, trial: optuna.Trial, record: _Recorder, epoch: EpochRecord) -> None:
+        self.check_alive()
+        record.curve.append(epoch)
+        value = self.kind.values(self.config, self.plan, epoch.val_acc, record.cost)
+        if isinstance(value, tuple):  # Optuna keeps intermediate values of single-objective studies only
             return
-        trial.report(self._values(record.val_acc, price), len(curve))
+        trial.report(value, len(record.curve))
         budget = self.config.train.image_budget(len(self.splits.train[1]))
-        if record.images_seen < budget and trial.should_prune():  # the last epoch ends the trial anyway
-            _stop(trial, f"pruned after epoch {record.epoch:.2f}: validation accuracy {record.val_acc:.1%} "
-                         "is below the median of earlier trials at that point", curve)
+        if self.prunes and epoch.images_seen < budget and trial.should_prune():  # the last epoch ends it anyway
+            record.stop(Status.PRUNED, f"pruned after epoch {epoch.epoch:.2f}: validation accuracy "
+                                       f"{epoch.val_acc:.1%} is below the median of earlier trials at that point")
 
 
-def _set(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
-    for key, value in attrs.items():
-        trial.set_user_attr(key, value)
+class _Recorder:
+    """Collects one trial's curve and writes its record once, when the trial ends."""
+
+    def __init__(self, storage: BaseStorage, trial_id: int, trial: optuna.Trial, config: StudyConfig,
+                 spec: NetworkSpec, c: TrialCost, point: Point | None, device: str, started: float) -> None:
+        self.storage, self.trial_id = storage, trial_id
+        self.trial, self.config, self.spec, self.cost, self.point = trial, config, spec, c, point
+        self.device, self.started = device, started
+        self.curve: list[EpochRecord] = []
+
+    def end(self, status: Status, outcome: Outcome | None = None, reason: str | None = None) -> None:
+        outcome = outcome or Outcome(val_acc=self.curve[-1].val_acc if self.curve else None,
+                                     epochs=_epochs(self.curve))
+        outcome = Outcome(**{**vars(outcome), "wall_s": time.perf_counter() - self.started})
+        record = TrialRecord(study=self.trial.study.study_name, number=self.trial.number, kind=self.config.kind,
+                             dataset=self.config.dataset, spec=self.spec, cost=self.cost, status=status,
+                             provenance=Provenance.here(self.device, self.config.train.seed), point=self.point,
+                             curve=tuple(self.curve), outcome=outcome, reason=reason)
+        with_retry(lambda: write_record(self.storage, self.trial_id, record), within_s=RECORD_RETRY_S)
+
+    def stop(self, status: Status, reason: str) -> NoReturn:
+        self.end(status, reason=reason)
+        raise TrialStopped(reason)
 
 
-def _stop(trial: optuna.Trial, reason: str, curve: list[dict[str, Any]] | None = None) -> NoReturn:
-    """End the trial as pruned, keeping why and how far it got."""
-    _set(trial, dict(reason=reason, epochs=_epochs(curve or [])))
-    raise optuna.TrialPruned(reason)
+def _price(spec: NetworkSpec) -> TrialCost:
+    c = cost(spec)
+    return TrialCost(params=c.params, flops=c.flops)
 
 
-def _epochs(curve: list[dict[str, Any]]) -> float:
-    return curve[-1]["epoch"] if curve else 0.0
+def _epochs(curve: list[EpochRecord]) -> float:
+    return curve[-1].epoch if curve else 0.0

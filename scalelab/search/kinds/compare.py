@@ -1,0 +1,58 @@
+"""Several networks (presets or spec JSON files) trained under one recipe: the seed report's Table 2 and
+its V1-against-V2 comparison. Trials record batch-1 latency (Figure 4) beside accuracy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import optuna
+import torch
+
+from scalelab.arch.zoo import resolve
+from scalelab.errors import SearchError
+from scalelab.search.kinds import Plan, Planned, register
+from scalelab.search.kinds.enumerated import EnumeratedKind, dedupe, price
+from scalelab.search.record import Point, TrialRecord
+
+if TYPE_CHECKING:
+    from scalelab.search.config import StudyConfig
+    from scalelab.search.summary import Summary
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    models: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise SearchError("name at least one model to compare, e.g. `scalelab compare resnet18_32 "
+                              "efficientnet_b0_32`")
+
+
+@register
+class Compare(EnumeratedKind):
+    name = "compare"
+    title = "comparison of models"
+    settings = CompareSettings
+    report_sections = ("models", "speed", "curves", "architecture")
+
+    def plan(self, config: StudyConfig, num_classes: int, device: torch.device) -> Plan:
+        networks = [price(resolve(name, num_classes), Point(model=name)) for name in config.search.models]
+        return Plan(None, None, dedupe(networks))
+
+    def params(self, planned: Planned) -> dict[str, float | str]:
+        return {"model": planned.point.model}
+
+    def measures_latency(self, config: StudyConfig) -> bool:
+        return True  # Table 2 and Figure 4 set accuracy against batch-1 latency
+
+    def name_parts(self, config: StudyConfig) -> list[str]:
+        return [self.name, config.dataset]
+
+    def summary(self, study: optuna.Study, config: StudyConfig, plan: Plan, records: list[TrialRecord],
+                out_dir: Path, out: str | None) -> Summary:
+        from scalelab.search.summary import comparison_table
+
+        return comparison_table(study, records, self.best(config, plan, records))

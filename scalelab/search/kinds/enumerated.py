@@ -1,0 +1,137 @@
+"""What every enumerated kind (grid, family, sweep, compare) shares: a plan that lists each network once,
+a queue holding one Optuna trial per network with its real parameters (alpha, beta, gamma; dimension and
+multiple; phi; model), and validation accuracy as the one objective."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
+
+from scalelab.arch.spec import NetworkSpec
+from scalelab.cost import cost
+from scalelab.errors import SearchError
+from scalelab.search.kinds import Plan, Planned
+from scalelab.search.record import TrialCost, Point, TrialRecord
+
+if TYPE_CHECKING:
+    from scalelab.search.config import StudyConfig
+    from scalelab.search.summary import Summary
+
+POINT_ATTR = "point"
+"""User attribute of a queued trial: the index of its network in the plan."""
+
+
+class EnumeratedKind:
+    """Base of the enumerated kinds; a subclass sets the class variables and :meth:`params`, and plans."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    settings: ClassVar[type]
+    report_sections: ClassVar[tuple[str, ...]]
+    enumerated: ClassVar[bool] = True
+
+    def params(self, planned: Planned) -> dict[str, float | str]:
+        """The Optuna parameters that place ``planned`` in the study."""
+        raise NotImplementedError
+
+    def directions(self, config: StudyConfig) -> list[str]:
+        return ["maximize"]
+
+    def metric_names(self, config: StudyConfig) -> list[str]:
+        return ["val_acc"]
+
+    def pruner(self, config: StudyConfig) -> optuna.pruners.BasePruner:
+        return optuna.pruners.NopPruner()  # every curve is wanted whole
+
+    def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.RandomSampler(seed=seed)  # never consulted: every trial is queued
+
+    def queue(self, config: StudyConfig, plan: Plan) -> list[dict[str, Any]]:
+        return [self.params(n) for n in plan.networks]
+
+    def network(self, trial: optuna.Trial, config: StudyConfig, plan: Plan) -> tuple[NetworkSpec, Point, TrialCost]:
+        index = trial.user_attrs.get(POINT_ATTR)
+        if not isinstance(index, int) or not 0 <= index < len(plan.networks):
+            raise SearchError(f"trial {trial.number} of an enumerated study was not queued by scalelab; "
+                              "enumerated studies take no sampled trials")
+        for name, dist in distributions(self, plan).items():
+            if isinstance(dist, CategoricalDistribution):
+                trial.suggest_categorical(name, dist.choices)
+            else:
+                trial.suggest_float(name, dist.low, dist.high)
+        planned = plan.networks[index]
+        return planned.spec, planned.point, planned.cost
+
+    def measures_latency(self, config: StudyConfig) -> bool:
+        return False
+
+    def over_cap(self, config: StudyConfig, plan: Plan, spec: NetworkSpec, cost: TrialCost,
+                 device: object) -> tuple[TrialCost, str | None]:
+        return cost, None  # enumerated studies have no caps
+
+    def values(self, config: StudyConfig, plan: Plan, accuracy: float, cost: TrialCost) -> float:
+        return accuracy
+
+    def total(self, config: StudyConfig, plan: Plan) -> int:
+        return len(plan.networks)
+
+    def best(self, config: StudyConfig, plan: Plan, records: list[TrialRecord]) -> TrialRecord | None:
+        """Highest validation accuracy; ties go to fewer FLOPs, then to the earlier trial."""
+        done = [r for r in records if r.finished]
+        return max(done, key=lambda r: (r.outcome.val_acc, -r.cost.flops, -r.number), default=None)
+
+    def name_parts(self, config: StudyConfig) -> list[str]:
+        return [self.name, Path(config.base.name).stem, config.dataset]
+
+    def summary(self, study: optuna.Study, config: StudyConfig, plan: Plan, records: list[TrialRecord],
+                out_dir: Path, out: str | None) -> Summary:
+        from scalelab.search.summary import network_table
+
+        return network_table(study, records, self.best(config, plan, records))
+
+
+def distributions(kind: EnumeratedKind, plan: Plan) -> dict[str, BaseDistribution]:
+    """One distribution per parameter, spanning the planned values (numbers) or listing them (names), so
+    that Optuna's importance, slice and parallel-coordinate tools see the real search space."""
+    values: dict[str, list[Any]] = {}
+    for n in plan.networks:
+        for key, value in kind.params(n).items():
+            values.setdefault(key, []).append(value)
+    out: dict[str, BaseDistribution] = {}
+    for key, vals in values.items():
+        if all(isinstance(v, str) for v in vals):
+            out[key] = CategoricalDistribution(sorted(set(vals)))
+        else:
+            out[key] = FloatDistribution(float(min(vals)), float(max(vals)))
+    return out
+
+
+def price(spec: NetworkSpec, point: Point) -> Planned:
+    c = cost(spec)
+    return Planned(spec, point, TrialCost(params=c.params, flops=c.flops))
+
+
+def dedupe(planned: list[Planned]) -> tuple[Planned, ...]:
+    """One entry per distinct network (the spec without its name), in first-seen order; the points of
+    the others go into its point's ``aliases``."""
+    kept: dict[str, Planned] = {}
+    for p in planned:
+        key = network_key(p.spec)
+        if key in kept:
+            first = kept[key]
+            point = Point(**{**vars(first.point), "aliases": (*first.point.aliases, p.point)})
+            kept[key] = Planned(first.spec, point, first.cost)
+        else:
+            kept[key] = p
+    return tuple(kept.values())
+
+
+def network_key(spec: NetworkSpec) -> str:
+    """The spec's JSON without its name: two specs are the same network when their keys match."""
+    d = spec.to_dict()
+    d.pop("name")
+    return json.dumps(d, sort_keys=True)

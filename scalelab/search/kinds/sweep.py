@@ -1,0 +1,79 @@
+"""Single-dimension and compound scaling at matched FLOPs multiples K (the seed report's Figures 1 and
+6): width w = sqrt K, depth d = K, resolution r = sqrt K, compound phi = ln K / ln(alpha beta^2 gamma^2).
+K = 1 is the base network, shared by every curve."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from scalelab.arch.scaling import Scale, apply, phi_for
+from scalelab.cost import cost
+from scalelab.errors import SearchError
+from scalelab.search.kinds import Plan, Planned, register
+from scalelab.search.kinds.coefficients import SEED_COEFFICIENTS, check_coefficients, compound_point, measured
+from scalelab.search.kinds.enumerated import EnumeratedKind, dedupe
+
+if TYPE_CHECKING:
+    from scalelab.search.config import StudyConfig
+
+DIMENSIONS = ("width", "depth", "resolution", "compound")
+BASE = "base"
+"""The ``dimension`` parameter of the K = 1 trial (its record's dimension is None)."""
+
+
+def single_scale(dimension: str, k: float) -> Scale:
+    """Multipliers that grow the predicted FLOPs k-fold along one dimension."""
+    return {"width": Scale(1.0, math.sqrt(k), 1.0), "depth": Scale(float(k), 1.0, 1.0),
+            "resolution": Scale(1.0, 1.0, math.sqrt(k))}[dimension]
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    alpha: float = SEED_COEFFICIENTS[0]
+    beta: float = SEED_COEFFICIENTS[1]
+    gamma: float = SEED_COEFFICIENTS[2]
+    multiples: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+    dimensions: tuple[str, ...] = DIMENSIONS
+
+    def __post_init__(self) -> None:
+        check_coefficients(self.alpha, self.beta, self.gamma)
+        if not self.multiples or any(not k >= 1 for k in self.multiples):
+            raise SearchError(f"sweep multiples must be numbers >= 1, got {list(self.multiples)}")
+        for d in self.dimensions:
+            if d not in DIMENSIONS:
+                raise SearchError(f"unknown dimension {d!r}; choose one of {', '.join(DIMENSIONS)}")
+
+
+@register
+class Sweep(EnumeratedKind):
+    name = "sweep"
+    title = "scaling sweep: single dimensions and compound"
+    settings = SweepSettings
+    report_sections = ("scaling", "compound", "curves", "architecture", "models")
+
+    def plan(self, config: StudyConfig, num_classes: int, device: torch.device) -> Plan:
+        s: SweepSettings = config.search
+        base = config.base.resolve(num_classes)
+        base_flops = cost(base).flops
+        networks: list[Planned] = []
+        for k in s.multiples:
+            if k == 1:
+                networks.append(measured(base, base_flops, scale=Scale(), multiple=1.0))
+                continue
+            for dim in s.dimensions:
+                name = f"{base.name}-{dim}{k:g}x"
+                if dim == "compound":
+                    phi = phi_for(k, s.alpha, s.beta, s.gamma)
+                    networks.append(compound_point(base, base_flops, s.alpha, s.beta, s.gamma, phi, name, k))
+                else:
+                    scale = single_scale(dim, k)
+                    networks.append(measured(apply(base, scale, name=name), base_flops, scale=scale, dimension=dim,
+                                             multiple=k))
+        return Plan(base, base_flops, dedupe(networks))
+
+    def params(self, planned: Planned) -> dict[str, float | str]:
+        return {"dimension": planned.point.dimension or BASE, "multiple": planned.point.multiple}
