@@ -17,7 +17,7 @@ def tiny_settings():
         "progress": False,
         "val_fraction": 0.04,
         "heartbeat_s": 1,
-        "model": {"name": "baseline_convnet", "width": 0.25, "resolution": 16},
+        "base": {"name": "baseline_convnet", "width": 0.25, "resolution_px": 16},
         "train": {"epochs": 1, "max_images": 64, "batch_size": 32, "augment": "crop"},
     }
 

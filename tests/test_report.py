@@ -116,6 +116,33 @@ def test_grid_and_pareto_answers(site):
     assert re.search(r"\d+ of 15 trials are on the front", pareto) and "w = -0.07" in pareto
 
 
+def test_best_trial_is_the_kinds_own_best(site, results):
+    """Pages name the trial the results table marks best: for a baseline search the highest reward, which
+    in the fixture is not its most accurate trial."""
+    search = results[results["kind"] == "baseline"]
+    best, accurate = search[search["best"]].iloc[0], search.loc[search["val_acc"].idxmax()]
+    assert (best["model"], accurate["model"]) == ("search-t14", "search-t9")
+    page = (site[0] / "study-baseline-search-cifar10.html").read_text()
+    assert "Table 1: architecture of the study&#x27;s best trial, search-t14 (trial 14," in page
+    assert "search-t14, trial 14: " in page  # the page header's best trial
+    index = (site[0] / "index.html").read_text()
+    row = re.search(r'<tr><td><a href="study-baseline-search-cifar10.html">.*?</tr>', index, re.S).group(0)
+    assert "search-t14" in row and "search-t9" not in row
+
+
+def test_trials_that_did_not_complete_are_left_out_of_the_pages(results, tmp_path):
+    compare = results[results["kind"] == "compare"]
+    stopped = compare.iloc[[0, 1]].assign(trial=[98, 99], status=["pruned", "diverged"], val_acc=[0.999, float("nan")],
+                                          model=["stopped-net", "diverged-net"], best=False)
+    written = write_site(pd.concat([compare, stopped]), tmp_path / "site", settings=SETTINGS)
+    pages = {p.name: p.read_text() for p in written if p.suffix == ".html"}
+    assert all("stopped-net" not in text and "diverged-net" not in text for text in pages.values())
+    assert "1 study, 4 finished trials." in pages["index.html"]
+    with pytest.raises(ReportError, match="no finished trials"):
+        write_site(compare.assign(status="pruned"), tmp_path / "none")
+    assert not (tmp_path / "none").exists()
+
+
 def test_too_few_points_shows_points_only(results, tmp_path):
     sweep = results[(results["study"] == "sweep-b0-cifar10") & ~results["model"].isin(["b0-depth-x4", "b0-depth-x8"])]
     write_site(sweep, tmp_path, settings=SETTINGS)

@@ -5,17 +5,20 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 
 from scalelab.arch.spec import HeadSpec, NetworkSpec, StageSpec, StemSpec
 from scalelab.arch.zoo import make_spec
+from scalelab.cost import Cost, cost
 from scalelab.errors import SearchError
-from scalelab.search import build, load_study_file
-from scalelab.search.config import GridSettings, SweepSettings, default_study_name
-from scalelab.search.grid import axis, candidates
-from scalelab.search.plans import family_points, sweep_points
-from scalelab.search.points import dedupe, point
+from scalelab.search import build, get_kind, kind_names, load_study_file
+from scalelab.search.config import default_study_name
+from scalelab.search.kinds import Planned
+from scalelab.search.kinds.enumerated import dedupe
+from scalelab.search.kinds.grid import GridSettings, axis, candidates
+from scalelab.search.record import Point, TrialCost
 from scalelab.search.space import CHANNEL_MULTIPLIERS, suggest_spec
-from scalelab.search.targets import parse_target, reward
+from scalelab.search.targets import Target, parse_target, reward
 
 STUDIES = Path(__file__).parent.parent / "studies"
 
@@ -36,7 +39,9 @@ def test_bad_target_says_how_to_write_one(text):
 
 
 def test_latency_target_accepts_ms():
-    assert parse_target("12ms", "--target", "ms").amount == 12.0
+    t = parse_target("12ms", "--target")
+    assert (t.amount, t.unit, t.multiple, str(t)) == (12.0, "ms", None, "12ms")
+    assert parse_target("2x", "--target").unit == ""
 
 
 def test_reward_penalises_cost_above_target():
@@ -51,22 +56,27 @@ def test_every_study_file_builds():
     assert {"smoke_grid", "cifar10_mini_baseline", "cifar10_grid_2x", "cifar10_sweeps"} <= names
     for f in files:
         config, options = build(load_study_file(f))
-        assert config.kind in ("baseline", "grid", "family", "sweep", "compare") and options.study
+        assert config.kind in kind_names() and options.study
+    assert set(kind_names()) == {"baseline", "grid", "family", "sweep", "compare"}
 
 
 def test_flags_override_the_file_key_by_key():
     data = load_study_file(STUDIES / "smoke_grid.toml")
     config, options = build(data, {"train": {"epochs": 3}, "workers": 2, "search": {"target": "4x"}})
     assert config.train.epochs == 3 and config.train.max_images == data["train"]["max_images"]
-    assert options.workers == 2 and config.search.target == "4x"
+    assert options.workers == 2 and isinstance(config.search.target, Target)
+    assert str(config.search.target) == "4x" and config.search.target.multiple == 4.0
     assert config.search.alpha == tuple(data["search"]["alpha"])
+    assert config.base.resolution_px == data["base"]["resolution_px"] == 16
 
 
 @pytest.mark.parametrize("data, message", [
     ({"kind": "grids"}, "study kind must be one of"),
-    ({"kind": "grid", "search": {"targte": "2x"}}, "unknown setting(s) targte in [search]"),
-    ({"kind": "grid", "train": {"epoch": 1}}, "unknown setting(s) epoch in [train]"),
-    ({"kind": "grid", "search": {"target": "2y"}}, "cannot read --target-flops '2y'"),
+    ({"kind": "grid", "search": {"targte": "2x"}}, "[search]: unknown setting(s) targte"),
+    ({"kind": "grid", "train": {"epoch": 1}}, "[train]: unknown setting(s) epoch"),
+    ({"kind": "grid", "model": {"name": "baseline_convnet"}}, "unknown setting(s) model"),  # [model] is now [base]
+    ({"kind": "grid", "base": {"resolution": 16}}, "[base]: unknown setting(s) resolution"),  # now resolution_px
+    ({"kind": "grid", "search": {"target": "2y"}}, "cannot read settings: [search] target '2y'"),
     ({"kind": "grid", "search": {"alpha": [2.0, 1.0]}}, "alpha range"),
     ({"kind": "baseline", "search": {"objective": "best"}}, "unknown objective 'best'"),
     ({"kind": "sweep", "search": {"multiples": [0.5]}}, "multiples must be numbers >= 1"),
@@ -77,6 +87,7 @@ def test_bad_settings_are_one_clear_error(data, message):
     with pytest.raises(SearchError) as info:
         build(data)
     assert message in str(info.value) and "\n" not in str(info.value)
+    assert "settings: " in str(info.value)  # names the source (build's default: "settings")
 
 
 def test_settings_round_trip_through_the_stored_dict():
@@ -115,12 +126,17 @@ def test_grid_axis_keeps_decimal_steps():
     assert axis(1.0, 1.5, 0.1) == [1.0, 1.1, 1.2, 1.3, 1.4, 1.5]
 
 
+def _measure(flops):
+    """A fake ``measure`` for :func:`candidates`: the cost whose FLOPs ``flops(spec)`` gives."""
+    return lambda spec: Cost(params=1, flops=flops(spec), resolution=spec.resolution)
+
+
 def test_grid_candidates_filter_on_measured_flops_and_dedupe():
     base = make_spec("baseline_convnet", num_classes=10, width=0.25, resolution=16)
     fake_flops = {21: 180, 22: 196, 23: 300}  # by resolution in px, unlike the prediction gamma^2
-    settings = GridSettings(target="2x", alpha=(1.0, 1.0), beta=(1.0, 1.0), gamma=(1.3, 1.45), step=0.05,
-                            tolerance=0.2, measured_tolerance=0.05)
-    found = candidates(base, 100, 2.0, settings, measure=lambda s: fake_flops[s.resolution])
+    settings = GridSettings(target=parse_target("2x", "target"), alpha=(1.0, 1.0), beta=(1.0, 1.0),
+                            gamma=(1.3, 1.45), step=0.05, tolerance=0.2, measured_tolerance=0.05)
+    found = candidates(base, 100, 2.0, settings, measure=_measure(lambda s: fake_flops[s.resolution]))
     got = [(c.gamma, c.status, c.measured) for c in found]
     # 16 px x gamma: 1.3 -> 21 px, 1.35 and 1.4 -> 22 px (one network), 1.45 -> 23 px
     assert got == [(1.3, "off-target", 1.8), (1.35, "train", 1.96), (1.4, "duplicate", 1.96),
@@ -128,36 +144,82 @@ def test_grid_candidates_filter_on_measured_flops_and_dedupe():
     assert all(abs(c.predicted - c.gamma**2) < 1e-9 for c in found)
 
 
+def test_grid_settings_take_flops_targets_only():
+    with pytest.raises(SearchError, match="the grid's target is FLOPs"):
+        GridSettings(target=parse_target("5ms", "target"))
+
+
 def test_grid_without_a_point_on_target_is_an_error():
     base = make_spec("baseline_convnet", num_classes=10, width=0.25, resolution=16)
     with pytest.raises(SearchError, match="no grid point has alpha\\*beta\\^2\\*gamma\\^2 within 5% of 50"):
-        candidates(base, 100, 50.0, GridSettings(), measure=lambda s: 100)
+        candidates(base, 100, 50.0, GridSettings(), measure=_measure(lambda s: 100))
     with pytest.raises(SearchError, match="none measures within 10% of 2x"):
-        candidates(base, 100, 2.0, GridSettings(), measure=lambda s: 100)
+        candidates(base, 100, 2.0, GridSettings(), measure=_measure(lambda s: 100))
+
+
+def test_grid_plan_keeps_k_and_every_candidate_and_queues_alpha_beta_gamma(tiny_settings):
+    config, _ = build({"kind": "grid", "base": tiny_settings["base"],
+                       "search": {"target": "2x", "alpha": [1.0, 1.0], "beta": [1.0, 1.5], "gamma": [1.0, 1.5],
+                                  "measured_tolerance": 0.15}})
+    kind = get_kind("grid")
+    plan = kind.plan(config, 10, torch.device("cpu"))
+    assert plan.facts["multiple"] == 2.0 and plan.base_flops == cost(plan.base).flops
+    rows = plan.facts["candidates"]
+    assert len(plan.networks) == sum(r["status"] == "train" for r in rows) == 4
+    assert sum(r["status"] == "off-target" for r in rows) == 1
+    for n in plan.networks:
+        p = n.point
+        assert p.dimension == "compound" and p.multiple == 2.0 and p.phi == 1.0
+        assert tuple(p.scale) == (p.alpha, p.beta, p.gamma)
+        assert p.predicted_ratio == pytest.approx(p.alpha * p.beta**2 * p.gamma**2)
+        assert p.measured_ratio == pytest.approx(n.cost.flops / plan.base_flops)
+        assert abs(p.measured_ratio - 2.0) <= 0.15 * 2.0
+    assert kind.queue(config, plan) == [{"alpha": n.point.alpha, "beta": n.point.beta, "gamma": n.point.gamma}
+                                        for n in plan.networks]
+    assert type(plan).from_dict(plan.to_dict()) == plan  # stored with the study, read back whole
 
 
 def test_sweep_points_match_flops_multiples():
-    base = make_spec("efficientnet_b0_32", num_classes=10)
-    points = dedupe(sweep_points(base, SweepSettings(multiples=(1.0, 4.0))))
-    by_dim = {p.attrs["dimension"]: p for p in points}
-    assert set(by_dim) == {None, "width", "depth", "resolution", "compound"}
-    assert by_dim["width"].attrs["width"] == 2.0 and by_dim["depth"].attrs["depth"] == 4.0
+    config, _ = build({"kind": "sweep", "search": {"multiples": [1.0, 4.0]}})
+    kind = get_kind("sweep")
+    plan = kind.plan(config, 10, torch.device("cpu"))
+    points = plan.networks
+    by_dim = {p.point.dimension: p for p in points}
+    assert set(by_dim) == {None, "width", "depth", "resolution", "compound"} and len(points) == 5
+    assert by_dim["width"].point.scale.width == 2.0 and by_dim["depth"].point.scale.depth == 4.0
     assert by_dim["resolution"].spec.resolution == 64
-    c = by_dim["compound"].attrs
-    assert c["depth"] * c["width"] ** 2 * c["resolution"] ** 2 == pytest.approx(4.0)
-    assert all(p.attrs["aliases"] == [] for p in points)
+    c = by_dim["compound"].point
+    assert c.scale.depth * c.scale.width ** 2 * c.scale.resolution ** 2 == pytest.approx(4.0)
+    assert c.predicted_ratio == pytest.approx(4.0) and (c.alpha, c.beta, c.gamma) == (1.2, 1.1, 1.15)
+    assert all(p.point.aliases == () for p in points)
+    assert by_dim[None].point.multiple == 1.0 and by_dim[None].point.measured_ratio == 1.0
+    assert all(p.point.multiple == 4.0 for dim, p in by_dim.items() if dim is not None)
+    assert all(p.point.measured_ratio == pytest.approx(p.cost.flops / plan.base_flops) for p in points)
+    queued = kind.queue(config, plan)
+    assert {(q["dimension"], q["multiple"]) for q in queued} == {
+        ("base", 1.0), ("width", 4.0), ("depth", 4.0), ("resolution", 4.0), ("compound", 4.0)}
 
 
 def test_family_phis_from_flops_targets():
-    base = make_spec("efficientnet_b0_32", num_classes=10)
-    from scalelab.search.config import FamilySettings
+    config, _ = build({"kind": "family", "base": {"name": "baseline_convnet", "width": 0.25, "resolution_px": 16}})
+    base_flops = cost(config.base.resolve(10)).flops
+    config, _ = build({"kind": "family", "base": {"name": "baseline_convnet", "width": 0.25, "resolution_px": 16},
+                       "search": {"targets": ["4x", str(8 * base_flops)]}})
+    assert [str(t) for t in config.search.targets] == ["4x", str(8 * base_flops)]
     growth = 1.2 * 1.1**2 * 1.15**2
-    points = family_points(base, 1000, FamilySettings(targets=("4x", "8000")))
-    assert [p.attrs["phi"] for p in points] == pytest.approx([math.log(4) / math.log(growth),
-                                                             math.log(8) / math.log(growth)])
+    plan = get_kind("family").plan(config, 10, torch.device("cpu"))
+    assert plan.base_flops == base_flops
+    assert [p.point.phi for p in plan.networks] == pytest.approx([math.log(4) / math.log(growth),
+                                                                  math.log(8) / math.log(growth)])
+    assert [p.point.predicted_ratio for p in plan.networks] == pytest.approx([4.0, 8.0])
+    assert get_kind("family").queue(config, plan) == [{"phi": p.point.phi} for p in plan.networks]
 
 
 def test_dedupe_records_aliases():
     base = make_spec("baseline_convnet", num_classes=10)
-    points = dedupe([point(base, alpha=1.0), point(base, alpha=1.01), point(make_spec("resnet18_32"))])
-    assert len(points) == 2 and points[0].attrs["aliases"][0]["alpha"] == 1.01
+    renamed = NetworkSpec.from_dict({**base.to_dict(), "name": "same-network"})
+    planned = [Planned(spec, Point(alpha=a), TrialCost(1, 1)) for spec, a in
+               ((base, 1.0), (renamed, 1.01), (make_spec("resnet18_32"), 1.0))]
+    points = dedupe(planned)
+    assert len(points) == 2 and points[0].point.aliases[0].alpha == 1.01 and points[0].spec == base
+    assert points[1].point.aliases == ()

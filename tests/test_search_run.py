@@ -6,28 +6,39 @@ import json
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
 from scalelab.arch.spec import HeadSpec, NetworkSpec, StageSpec, StemSpec
-from scalelab.arch.zoo import make_spec
 from scalelab.data import load_dataset, split_validation
 from scalelab.errors import SearchError
-from scalelab.search import build, run_study
-from scalelab.search.points import point
+from scalelab.search import Status, build, get_kind, read_record, run_study
+from scalelab.search.kinds.enumerated import POINT_ATTR
+from scalelab.search.record import SCHEMA, dashboard_attrs, study_records
 from scalelab.search.storage import open_storage, storage_url
-from scalelab.search.study import point_of
+from scalelab.search.study import point_of, read_config, read_plan
 from scalelab.search.trial import Objective
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-TRIAL_ATTRS = {"spec", "params", "flops", "latency_ms", "curve", "val_acc", "test_acc", "split", "wall_s",
-               "device", "images_per_s", "kind", "dimension", "depth", "width", "resolution", "alpha", "beta",
-               "gamma", "phi", "epochs", "dataset", "reason"}
 
 
 def _study(options, name=None):
     storage = open_storage(storage_url(options.storage, options.run_dir), create=False)
     return optuna.load_study(study_name=name or options.study, storage=storage)
+
+
+def _check_dashboard(trial, record):
+    """The short copy of the record in the trial's user attributes (what optuna-dashboard shows)."""
+    short = dashboard_attrs(record)
+    assert {k: trial.user_attrs.get(k) for k in short} == short
+
+
+def _check_curve_reported(trial, record, value=lambda acc: acc):
+    """Every epoch of the curve is an intermediate value of the trial (single-objective studies): its
+    validation accuracy, or what ``value`` makes of it (a baseline search's reward)."""
+    expected = {i: value(e.val_acc) for i, e in enumerate(record.curve, start=1)}
+    assert trial.intermediate_values.keys() == expected.keys() and record.curve
+    assert list(trial.intermediate_values.values()) == pytest.approx(list(expected.values()))
 
 
 @pytest.fixture
@@ -47,16 +58,30 @@ def test_grid_study_trains_each_point_once_records_everything_and_resumes(tiny_g
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     assert sorted(point_of(t) for t in trials) == [0, 1, 2, 3]
-    a = trials[0].user_attrs
-    assert TRIAL_ATTRS <= set(a) and a["kind"] == "grid" and a["split"] == "val" and a["dimension"] == "compound"
-    assert a["alpha"] == a["depth"] == 1.0 and a["phi"] == 1.0 and a["reason"] is None
-    assert len(a["curve"]) == 1 and a["curve"][0]["images_seen"] == 64 and a["epochs"] > 0
-    assert a["flops"] / study.user_attrs["baseline_flops"] == pytest.approx(a["measured_ratio"])
-    assert study.user_attrs["kind"] == "grid" and study.user_attrs["settings"]["search"]["target"] == "2x"
+    plan = read_plan(study)
+    assert study.metric_names == ["val_acc"] and study.user_attrs["schema"] == SCHEMA
+    assert study.user_attrs["settings"]["search"]["target"] == "2x" and read_config(study) == config
+    assert plan.facts["multiple"] == 2.0 and len(plan.networks) == 4
+    records = [read_record(t) for t in trials]
+    for t, r in zip(trials, records):
+        p = r.point
+        assert r.kind == "grid" and r.status is Status.COMPLETE and r.finished and r.reason is None
+        assert r.number == t.number and r.study == "g" and r.dataset == "cifar10-mini"
+        assert t.params == {"alpha": p.alpha, "beta": p.beta, "gamma": p.gamma}  # Optuna sees the real point
+        assert p == plan.networks[point_of(t)].point and r.spec == plan.networks[point_of(t)].spec
+        assert p.dimension == "compound" and p.alpha == p.scale.depth == 1.0 and p.phi == 1.0
+        assert p.multiple == 2.0 and p.predicted_ratio == pytest.approx(p.alpha * p.beta**2 * p.gamma**2)
+        assert len(r.curve) == 1 and r.curve[0].images_seen == 64 and r.outcome.epochs > 0
+        assert r.outcome.val_acc == t.value == r.curve[-1].val_acc and r.outcome.wall_s > 0
+        assert r.cost.flops / plan.base_flops == pytest.approx(p.measured_ratio)
+        assert r.provenance.device == "cpu" and r.provenance.seed == config.train.seed
+        _check_dashboard(t, r)
+        _check_curve_reported(t, r)
     saved = json.loads(summary.files[0].read_text())
-    best = max(trials, key=lambda t: t.value)
-    assert (saved["alpha"], saved["beta"], saved["gamma"]) == (best.user_attrs["alpha"], best.user_attrs["beta"],
-                                                              best.user_attrs["gamma"])
+    best = get_kind("grid").best(config, plan, records)
+    assert best.outcome.val_acc == max(t.value for t in trials)
+    assert (saved["alpha"], saved["beta"], saved["gamma"], saved["trial"]) == (
+        best.point.alpha, best.point.beta, best.point.gamma, best.number)
     text = summary.text()
     assert "predicted x" in text and "measured x" in text and "1 off-target" in text and "Best: alpha=1" in text
 
@@ -72,7 +97,7 @@ def test_resuming_with_other_settings_is_refused_and_changes_nothing(tiny_grid):
     before = [(t.number, t.state, t.value) for t in _study(options).get_trials()]
     assert len(before) == 1
     other, _ = build({**one_point, "train": {**tiny_grid["train"], "epochs": 2}})
-    with pytest.raises(SearchError, match=r"made with other settings \(train.epochs: 1 -> 2\)"):
+    with pytest.raises(SearchError, match=r"made with other settings \(train.epochs: 1.0 -> 2.0\)"):
         run_study(other, options)
     assert [(t.number, t.state, t.value) for t in _study(options).get_trials()] == before
 
@@ -94,8 +119,14 @@ def test_interrupted_trial_is_failed_requeued_and_rerun_on_resume(tiny_grid, mon
         run_study(config, options)
     trials = _study(options).get_trials()
     assert [t.state for t in trials[:2]] == [TrialState.COMPLETE, TrialState.FAIL]
+    failed = read_record(trials[1])
+    assert failed.status is Status.FAILED and failed.reason == "KeyboardInterrupt" and not failed.finished
     retry = [t for t in trials if t.system_attrs.get("failed_trial") == 1]
     assert len(retry) == 1 and retry[0].state == TrialState.WAITING and point_of(retry[0]) == point_of(trials[1])
+    assert retry[0].params == trials[1].params
+    assert read_record(retry[0]) is None  # the failed trial's record, inherited by the copy, is not its own
+    assert [(r.number, r.status) for r in study_records(_study(options))] == [(0, Status.COMPLETE),
+                                                                              (1, Status.FAILED)]
     first = (trials[0].number, trials[0].value, trials[0].datetime_complete)
 
     monkeypatch.setattr(trial_module, "train", real_train)
@@ -104,90 +135,128 @@ def test_interrupted_trial_is_failed_requeued_and_rerun_on_resume(tiny_grid, mon
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     assert sorted(point_of(t) for t in done) == [0, 1, 2, 3]  # every point once, none twice
     assert (done[0].number, done[0].value, done[0].datetime_complete) == first
+    assert all(read_record(t).status is Status.COMPLETE and read_record(t).number == t.number for t in done)
 
 
 def test_baseline_search_reward_keeps_caps_and_saves_best(tiny_study, skeleton):
     config, options = build({**tiny_study, "kind": "baseline", "study": "b", "evaluate_test": True,
-                             "model": {"name": skeleton},
+                             "base": {"name": skeleton},
                              "search": {"trials": 5, "max_flops": "3x", "target": "1x"}})
     summary = run_study(config, options)
     study = _study(options)
-    cap = study.user_attrs["resolved"]["max_flops"]
-    assert cap == 3 * study.user_attrs["baseline_flops"]
+    plan = read_plan(study)
+    cap = plan.facts["max_flops"]
+    assert cap == 3 * plan.base_flops and plan.facts["target"] == plan.base_flops
+    assert study.metric_names == ["reward"]
     trials = study.get_trials()
     assert {t.state for t in trials} == {TrialState.COMPLETE, TrialState.PRUNED}  # (seeded) some over the cap
     assert len(trials) == 5 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    for t in trials:
-        over = t.user_attrs["flops"] > cap
-        assert (t.state == TrialState.PRUNED) == over
-        assert ("over --max-flops" in (t.user_attrs["reason"] or "")) == over
-        assert (t.user_attrs.get("curve") is None) == over  # over the cap: never trained
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert done and all(t.user_attrs["test_acc"] is not None for t in done)
-    best = max(done, key=lambda t: t.value)
-    a = best.user_attrs
-    assert best.value == pytest.approx(a["val_acc"] * (a["flops"] / (cap / 3)) ** -0.07)
-    assert NetworkSpec.from_json(summary.files[0].read_text()) == NetworkSpec.from_dict(a["spec"])
+    records = [read_record(t) for t in trials]
+    for t, r in zip(trials, records):
+        over = r.cost.flops > cap
+        assert r.point is None and r.kind == "baseline" and t.params  # the sampler's own parameters
+        assert (t.state == TrialState.PRUNED) == over == (r.status is Status.OVER_CAP)
+        assert ("over --max-flops" in (r.reason or "")) == over
+        assert (r.curve == ()) == over and (r.outcome.val_acc is None) == over  # over the cap: never trained
+        _check_dashboard(t, r)
+        if not over:
+            _check_curve_reported(t, r, lambda acc: acc * (r.cost.flops / plan.facts["target"]) ** -0.07)
+    done = [r for t, r in zip(trials, records) if t.state == TrialState.COMPLETE]
+    assert done and all(r.outcome.test_acc is not None and r.status is Status.COMPLETE for r in done)
+    best_trial = max((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+    best = get_kind("baseline").best(config, plan, records)
+    assert best.number == best_trial.number
+    assert best_trial.value == pytest.approx(best.outcome.val_acc * (best.cost.flops / (cap / 3)) ** -0.07)
+    assert NetworkSpec.from_json(summary.files[0].read_text()) == best.spec
     assert "Best: trial" in summary.text() and "Operator" in summary.text()
     run_study(config, options)  # resume: the trial count is reached, nothing re-runs
     assert len(_study(options).get_trials()) == 5
 
 
 def test_memory_cap_ends_trials_before_training_and_never_retries_them(tiny_study, skeleton):
-    config, options = build({**tiny_study, "kind": "baseline", "study": "m", "model": {"name": skeleton},
+    config, options = build({**tiny_study, "kind": "baseline", "study": "m", "base": {"name": skeleton},
                              "search": {"trials": 2, "max_memory": "1K"}})
     for _ in range(2):
         with pytest.raises(SearchError, match="no trial of study 'm' finished training"):
             run_study(config, options)
     trials = _study(options).get_trials()
     assert len(trials) == 2 and all(t.state == TrialState.PRUNED for t in trials)
-    assert all("over --max-memory" in t.user_attrs["reason"] and t.user_attrs["train_memory_bytes"] > 1000
-               for t in trials)
+    records = [read_record(t) for t in trials]
+    assert all(r.status is Status.OVER_CAP and "over --max-memory" in r.reason and r.curve == ()
+               and r.cost.train_memory_bytes > 1000 for r in records)
 
 
 def test_pareto_search_on_latency_keeps_the_front(tiny_study, skeleton):
-    config, options = build({**tiny_study, "kind": "baseline", "study": "p", "model": {"name": skeleton},
+    config, options = build({**tiny_study, "kind": "baseline", "study": "p", "base": {"name": skeleton},
                              "search": {"trials": 3, "objective": "pareto", "cost": "latency"}})
     summary = run_study(config, options)
     study = _study(options)
     assert study.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
-    front = study.user_attrs["pareto_front"]
+    assert study.metric_names == ["val_acc", "latency_ms"]
+    front = [r["trial"] for r in summary.data["pareto_front"]]
     assert front == sorted(front, key=lambda n: study.trials[n].values[1]) and front
-    assert all(study.trials[n].values[1] == study.trials[n].user_attrs["latency_ms"] > 0 for n in front)
+    for n in front:
+        r = read_record(study.trials[n])
+        assert study.trials[n].values == [r.outcome.val_acc, r.cost.latency_ms] and r.cost.latency_ms > 0
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    for n in front:  # no finished trial is as accurate and faster, or more accurate and as fast
+        acc, ms = study.trials[n].values
+        assert not any(t.values[0] >= acc and t.values[1] <= ms and t.values != [acc, ms] for t in done)
     saved = json.loads(summary.files[0].read_text())
+    assert summary.files[0].name == "pareto.json"
     assert [r["trial"] for r in saved] == front and "ms" in summary.text()
 
 
-def test_pruner_stops_a_trial_below_the_median_but_not_at_its_last_epoch(tiny_study):
+def test_pruner_stops_a_trial_below_the_median_but_not_at_its_last_epoch(tiny_grid, tmp_path):
     s = split_validation(load_dataset("cifar10-mini"), 0.04, 0)
     splits = dataclasses.replace(s, train=(s.train[0][:96], s.train[1][:96]))  # 3 batches of 32 an epoch
-    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=2))
+    storage = open_storage(f"sqlite:///{tmp_path / 'pruner.db'}")
+    study = optuna.create_study(storage=storage, direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2))
     for _ in range(2):
         study.add_trial(optuna.create_trial(value=1.0, intermediate_values={1: 1.0, 2: 1.0}))
-    study.set_user_attr("plan", [point(make_spec("baseline_convnet", num_classes=10, width=0.25,
-                                                 resolution=16)).to_dict()])
+
+    def config(epochs):
+        return build({**tiny_grid, "train": {**tiny_grid["train"], "epochs": epochs, "max_images": None}})[0]
+
+    kind = get_kind("grid")
+    plan = kind.plan(config(1), 10, torch.device("cpu"))
+    study.set_user_attr("plan", plan.to_dict())
+    for params in kind.queue(config(1), plan)[:2]:
+        study.enqueue_trial(params, user_attrs={POINT_ATTR: len(study.trials) - 2})
 
     def objective(epochs):
-        config, _ = build({**tiny_study, "kind": "grid", "train": {**tiny_study["train"], "epochs": epochs,
-                                                                     "max_images": None}})
-        return Objective(study, config, splits, "cpu")
+        return Objective(study, storage, config(epochs), splits, torch.device("cpu"))
 
     with pytest.raises(optuna.TrialPruned):  # after epoch 1 of 2, below the others' 100%
         objective(2)(study.ask())
-    a = study.trials[-1].user_attrs
-    assert "pruned after epoch 1.00" in a["reason"] and len(a["curve"]) == 1 and a["epochs"] == 1.0
+    r = read_record(study.trials[-2])
+    assert r.status is Status.PRUNED and "pruned after epoch 1.00" in r.reason
+    assert len(r.curve) == 1 and r.outcome.epochs == 1.0 and not r.finished
+    assert study.trials[-2].intermediate_values == {1: r.curve[0].val_acc}
     assert 0 <= objective(1)(study.ask()) <= 1  # as far below, but at its last epoch: done, not pruned
-    assert study.trials[-1].user_attrs["reason"] is None
+    r = read_record(study.trials[-1])
+    assert r.reason is None and r.status is Status.COMPLETE and r.finished
 
 
 def test_sweep_records_dimension_and_multipliers(tiny_study):
     config, options = build({**tiny_study, "kind": "sweep", "study": "s",
                              "search": {"multiples": [1, 2], "dimensions": ["width", "resolution"]}})
     summary = run_study(config, options)
-    rows = {t.user_attrs["dimension"]: t.user_attrs for t in _study(options).get_trials()}
+    study = _study(options)
+    trials = study.get_trials()
+    assert study.metric_names == ["val_acc"] and [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    rows = {read_record(t).point.dimension: (t, read_record(t)) for t in trials}
     assert set(rows) == {None, "width", "resolution"}
-    assert rows["width"]["width"] == pytest.approx(2**0.5) and rows["width"]["depth"] == 1.0
-    assert rows["resolution"]["spec"]["resolution"] == round(16 * 2**0.5)
-    assert rows[None]["alpha"] is None and rows["width"]["kind"] == "sweep"
+    (wt, width), (rt, res), (bt, base) = rows["width"], rows["resolution"], rows[None]
+    assert width.point.scale.width == pytest.approx(2**0.5) and width.point.scale.depth == 1.0
+    assert res.spec.resolution == round(16 * 2**0.5) and res.point.scale.resolution == pytest.approx(2**0.5)
+    assert base.point.alpha is None and width.kind == "sweep" and base.point.multiple == 1.0
+    assert wt.params == {"dimension": "width", "multiple": 2.0} and bt.params == {"dimension": "base", "multiple": 1.0}
+    assert rt.params == {"dimension": "resolution", "multiple": 2.0}
+    for t, r in rows.values():
+        assert r.status is Status.COMPLETE
+        assert r.point.predicted_ratio == pytest.approx(r.point.multiple)
+        _check_dashboard(t, r)
+        _check_curve_reported(t, r)
     assert "resolution" in summary.text() and "val acc" in summary.text()
-

@@ -3,11 +3,14 @@
 import tomllib
 from pathlib import Path
 
+import optuna
 import pytest
 
 from scalelab.errors import SearchError
-from scalelab.search import build, run_study
+from scalelab.search import Status, build, kind_names, run_study
 from scalelab.search.config import load_study_file
+from scalelab.search.record import study_records
+from scalelab.search.storage import open_storage, storage_url
 
 STUDIES = sorted((Path(__file__).parent.parent / "studies").glob("*.toml"))
 SEED_STUDIES = [p for p in STUDIES if p.name.startswith(("seed_", "cifar10_grid", "cifar10_sweeps"))]
@@ -23,7 +26,7 @@ def _profiles(path: Path) -> list[str]:
 def test_every_profile_builds(path):
     for profile in [None, *_profiles(path)]:
         config, _ = build(load_study_file(path, profile))
-        assert config.kind in ("baseline", "grid", "family", "sweep", "compare")
+        assert config.kind in kind_names()
 
 
 @pytest.mark.parametrize("path", SEED_STUDIES, ids=lambda p: p.stem)
@@ -38,6 +41,9 @@ def test_smoke_profile_runs_end_to_end(path, tmp_path):
                             {"run_dir": str(tmp_path), "progress": False, "device": "cpu"})
     summary = run_study(config, options)
     assert "complete" in summary.text()
+    storage = open_storage(storage_url(options.storage, options.run_dir), create=False)
+    records = study_records(optuna.load_study(study_name=options.study, storage=storage))
+    assert records and all(r.status is Status.COMPLETE and r.kind == config.kind for r in records)
 
 
 def test_unknown_profile_is_a_clear_error():

@@ -157,8 +157,8 @@ class _Worker:
             with beat:
                 try:
                     values = self.objective(trial)
-                except StorageLost as exc:
-                    self._say(f"trial {trial.number}: {exc}; it will be re-run")
+                except (StorageLost, *TRANSIENT) as exc:
+                    self._say(f"trial {trial.number}: lost the storage ({exc}); it will be re-run")
                     return
                 except optuna.TrialPruned:
                     with_retry(lambda: self.study.tell(trial, state=TrialState.PRUNED), within_s=within)

@@ -21,7 +21,7 @@ from scalelab.errors import TrainingError
 from scalelab.search.config import StudyConfig
 from scalelab.search.kinds import Values
 from scalelab.search.record import Outcome, Point, Provenance, Status, TrialCost, TrialRecord, write_record
-from scalelab.search.retry import with_retry
+from scalelab.search.retry import TRANSIENT, with_retry
 from scalelab.search.study import read_plan
 from scalelab.train import EpochRecord, train
 
@@ -63,13 +63,15 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> Values:
         started = time.perf_counter()
-        spec, point, known = self.kind.network(trial, self.config, self.plan)
+        spec, point, known = with_retry(lambda: self.kind.network(trial, self.config, self.plan),
+                                        within_s=RECORD_RETRY_S)
         c = known or _price(spec)
         if self.kind.measures_latency(self.config):
             latency = measure_latency(build(spec), spec.resolution, 1, device=self.device).median_ms
             c = TrialCost(c.params, c.flops, latency, c.train_memory_bytes)
         c, over = self.kind.over_cap(self.config, self.plan, spec, c, self.device)
-        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
+        trial_id = with_retry(lambda: self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number),
+                              within_s=RECORD_RETRY_S)
         record = _Recorder(self.storage, trial_id, trial, self.config, spec, c, point, str(self.device), started)
         if over is not None:
             record.stop(Status.OVER_CAP, over)
@@ -79,8 +81,8 @@ class Objective:
                            evaluate_test=self.config.evaluate_test, progress=self.progress)
         except TrainingError as exc:
             record.stop(Status.DIVERGED, str(exc))
-        except (TrialStopped, StorageLost):
-            raise
+        except (TrialStopped, StorageLost, *TRANSIENT):
+            raise  # a storage still failing after retries: the trial is left to be judged dead and re-run
         except BaseException as exc:  # an error or an interruption: recorded, then queued again by the worker
             record.end(Status.FAILED, reason=f"{type(exc).__name__}: {exc}".strip(": "))
             raise
@@ -95,9 +97,10 @@ class Objective:
         value = self.kind.values(self.config, self.plan, epoch.val_acc, record.cost)
         if isinstance(value, tuple):  # Optuna keeps intermediate values of single-objective studies only
             return
-        trial.report(value, len(record.curve))
+        with_retry(lambda: trial.report(value, len(record.curve)), within_s=RECORD_RETRY_S)
         budget = self.config.train.image_budget(len(self.splits.train[1]))
-        if self.prunes and epoch.images_seen < budget and trial.should_prune():  # the last epoch ends it anyway
+        if (self.prunes and epoch.images_seen < budget  # the last epoch ends the trial anyway
+                and with_retry(trial.should_prune, within_s=RECORD_RETRY_S)):
             record.stop(Status.PRUNED, f"pruned after epoch {epoch.epoch:.2f}: validation accuracy "
                                        f"{epoch.val_acc:.1%} is below the median of earlier trials at that point")
 
