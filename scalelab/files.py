@@ -133,16 +133,17 @@ def check_writable_file(path: PathLike, *, what: str = "output file") -> Path:
     Raises a one-line :class:`ScalelabError` otherwise; a directory given as the file is refused too.
     """
     target = Path(path)
+    where = f"cannot write {what} '{target}'"
     if target.is_dir():
-        raise ScalelabError(f"{what} {target} is a directory; give a file name")
+        raise ScalelabError(f"{where}: it is a folder; give a file name")
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.exists():
-        raise ScalelabError(f"{what} {target}: folder {parent} does not exist")
+        raise ScalelabError(f"{where}: folder '{parent}' does not exist; create it first")
     if not parent.is_dir():
-        raise ScalelabError(f"{what} {target}: {parent} is not a folder")
+        raise ScalelabError(f"{where}: '{parent}' is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise ScalelabError(f"{what} {target}: folder {parent} is not writable")
+        raise ScalelabError(f"{where}: folder '{parent}' is not writable")
     if target.exists() and not os.access(target, os.W_OK):
         # os.replace would still succeed in a writable folder, but a read-only file signals intent.
-        raise ScalelabError(f"{what} {target} is not writable")
+        raise ScalelabError(f"{where}: the file is read-only")
     return target

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from scalelab.arch.build import build
 from scalelab.arch.spec import NetworkSpec
+from scalelab.cost import check_fits
 from scalelab.data import Splits
 from scalelab.data.augment import random_affine, random_crop_flip, resize_batch
 from scalelab.errors import ScalelabError, TrainingError
@@ -30,6 +31,10 @@ OPTIMIZERS = ("adam", "sgd")
 # Per-channel mean and standard deviation of CIFAR-10's training images, on a 0..1 scale.
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+
+class TrainConfigError(ScalelabError, ValueError):
+    """A training setting is of the wrong type or out of its range (one line, said before any work)."""
 
 
 @dataclass(frozen=True)
@@ -68,30 +73,91 @@ class TrainConfig:
     eval_batch_size: int = 512
 
     def __post_init__(self) -> None:
-        if any(v is not None and not v > 0 for v in (self.epochs, self.max_images, self.max_seconds)):
-            raise ScalelabError("budgets (--epochs, --max-images, --max-seconds) must be positive")
-        if self.batch_size < 1:
-            raise ScalelabError(f"batch size must be at least 1, got {self.batch_size}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ScalelabError(f"unknown optimizer '{self.optimizer}'; use {' or '.join(OPTIMIZERS)}")
-        if self.augment not in AUGMENTATIONS:
-            raise ScalelabError(f"unknown augmentation '{self.augment}'; use one of {', '.join(AUGMENTATIONS)}")
-        if self.schedule not in ("cosine", "constant"):
-            raise ScalelabError(f"unknown schedule '{self.schedule}'; use cosine or constant")
-        if not 0 <= self.warmup < 1 or not 0 <= self.label_smoothing < 1:
-            raise ScalelabError("warmup and label smoothing must be in [0, 1)")
+        _check_config(self)
 
     def image_budget(self, n_train: int) -> float:
         """Training images the epoch and image budgets allow (inf when only time limits training). An
         epoch is every full batch of a permutation: the ragged last batch is dropped."""
         epoch = max(1, n_train // self.batch_size) * min(self.batch_size, n_train)
-        return min(self.epochs * epoch, self.max_images or math.inf)
+        epochs = math.inf if self.epochs is None else self.epochs
+        return min(epochs * epoch, self.max_images or math.inf)
 
     @property
     def base_lr(self) -> float:
         if self.lr is not None:
             return self.lr
         return 1e-3 if self.optimizer == "adam" else 0.1 * self.batch_size / 256
+
+
+MAX_SEED = 2**63 - 1
+_UNIT = "in [0, 1)"
+
+
+def _number(name: str, value: Any, *, optional: bool = False, integer: bool = False) -> None:
+    """``value`` is a real number (an integer for ``integer``), or None when ``optional``; never a bool
+    or a string that looks like a number (TOML's ``lr = "1e-3"``)."""
+    if value is None and optional:
+        return
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        what = "an integer" if integer else "a number"
+        raise TrainConfigError(f"{name} must be {what}, got {value!r} ({type(value).__name__})")
+
+
+def _finite(name: str, value: float) -> None:
+    if not math.isfinite(value):
+        raise TrainConfigError(f"{name} must be a finite number, got {value}")
+
+
+def _check_config(c: TrainConfig) -> None:
+    """Refuse, in one line, settings that are of the wrong type, non-finite, or meaningless."""
+    for name in ("epochs", "max_seconds"):
+        _number(name, getattr(c, name), optional=True)
+    _number("max_images", c.max_images, optional=True, integer=True)
+    budgets = dict(epochs=c.epochs, max_images=c.max_images, max_seconds=c.max_seconds)
+    for name, value in budgets.items():
+        if value is not None and (math.isnan(value) or not value > 0):
+            raise TrainConfigError(f"budget {name} must be positive, got {value}")
+    if c.max_seconds is not None:
+        _finite("max_seconds", c.max_seconds)
+    if not any(v is not None and math.isfinite(v) for v in budgets.values()):
+        raise TrainConfigError("no finite training budget: give a finite epochs, max_images or max_seconds "
+                               f"(got epochs={c.epochs})")
+    for name in ("batch_size", "eval_batch_size", "seed"):
+        _number(name, getattr(c, name), integer=True)
+    for name in ("batch_size", "eval_batch_size"):
+        if getattr(c, name) < 1:
+            raise TrainConfigError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(c, name)}")
+    if not 0 <= c.seed <= MAX_SEED:
+        raise TrainConfigError(f"seed must be an integer from 0 to 2**63 - 1, got {c.seed}")
+    for name, words, allowed in (("optimizer", "optimizer", OPTIMIZERS),
+                                 ("augment", "augmentation", AUGMENTATIONS),
+                                 ("schedule", "schedule", ("cosine", "constant"))):
+        value = getattr(c, name)
+        if not isinstance(value, str) or value not in allowed:
+            raise TrainConfigError(f"unknown {words} {value!r} ({name}); use one of {', '.join(allowed)}")
+    for name in ("nesterov", "channels_last"):
+        if not isinstance(getattr(c, name), bool):
+            raise TrainConfigError(f"{name} must be true or false, got {getattr(c, name)!r}")
+    if c.amp is not None and not isinstance(c.amp, bool):
+        raise TrainConfigError(f"amp must be true, false or unset, got {c.amp!r}")
+    _number("lr", c.lr, optional=True)
+    if c.lr is not None:
+        _finite("lr", c.lr)
+        if not c.lr > 0:
+            raise TrainConfigError(f"lr must be positive, got {c.lr}")
+    ranges = dict(momentum=(c.momentum, 0, 1, _UNIT), weight_decay=(c.weight_decay, 0, math.inf, ">= 0"),
+                  warmup=(c.warmup, 0, 1, _UNIT), label_smoothing=(c.label_smoothing, 0, 1, _UNIT),
+                  rotation=(c.rotation, 0, 180, "in [0, 180) degrees"), shift=(c.shift, 0, 1, _UNIT),
+                  zoom=(c.zoom, 0, 1, _UNIT), dropout=(c.dropout, 0, 1, _UNIT),
+                  drop_path=(c.drop_path, 0, 1, _UNIT))
+    for name, (value, lo, hi, words) in ranges.items():
+        _number(name, value, optional=name in ("dropout", "drop_path"))
+        if value is None:
+            continue
+        _finite(name, value)
+        if not lo <= value < hi:
+            raise TrainConfigError(f"{name} must be {words}, got {value}")
 
 
 @dataclass
@@ -153,6 +219,7 @@ def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig()
                             f"{len(splits.classes)} classes; build the model with --classes "
                             f"{len(splits.classes)}")
     spec = _with_regularisation(spec, config)
+    check_fits(spec, batch_size=config.batch_size, training=True, device=device)
     torch.manual_seed(config.seed)
     model = build(spec).to(device)
     channels_last = config.channels_last

@@ -490,18 +490,31 @@ def test_validation_split_is_stratified_disjoint_ordered_and_seeded() -> None:
     np.testing.assert_array_equal(s.test[0], ds.x_test)
     np.testing.assert_array_equal(split_validation(ds, 0.2, seed=1).val[0], s.val[0])
     assert not np.array_equal(split_validation(ds, 0.2, seed=2).val[0], s.val[0])
-    assert len(split_validation(ds, 0.0).val[1]) == 0
 
 
-def test_bad_validation_settings_are_reported() -> None:
-    ds = _numbered_dataset((5, 1))
-    for fraction in (1.0, -0.1):
-        with pytest.raises(DataError, match=r"val_fraction must be in \[0, 1\)"):
-            split_validation(ds, fraction)
-    with pytest.raises(DataError, match="leaves no training image of class 'c1'"):
-        split_validation(ds, 0.6)
+@pytest.mark.parametrize(("fraction", "message"), [
+    (1.0, r"val_fraction must be in \(0, 1\), got 1.0"), (-0.1, "val_fraction must be in"),
+    (0.0, r"must be in \(0, 1\), got 0.0; .*cannot be empty"), (float("nan"), "got nan"),
+    (float("inf"), "got inf"), ("0.1", r"val_fraction must be a number, got '0.1' \(str\)"),
+    (True, "val_fraction must be a number"),
+    (0.6, "leaves no training image of class 'c1'"),  # 0.6 of its one image is all of it
+    (0.05, r"gives class 'c0' no validation image \(5 training images\); use at least 0.11 \(the smallest"),
+])
+def test_bad_validation_settings_are_reported(fraction, message) -> None:
+    with pytest.raises(DataError, match=message) as info:
+        split_validation(_numbered_dataset((5, 1)) if fraction == 0.6 else _numbered_dataset((5, 8)), fraction)
+    assert "\n" not in str(info.value)
+
+
+def test_every_class_gets_a_validation_image_at_the_smallest_fraction_suggested() -> None:
+    ds = _numbered_dataset((5, 8))
+    with pytest.raises(DataError, match="use at least 0.11"):
+        split_validation(ds, 0.1)  # round(0.5) is 0: class c0 would get none
+    assert np.bincount(split_validation(ds, 0.11).val[1]).tolist() == [1, 1]
     with pytest.raises(DataError, match="unknown split 'dev'"):
-        split_validation(ds).get("dev")
+        split_validation(ds, 0.2).get("dev")
+    with pytest.raises(DataError, match="seed must be a non-negative integer, got -1"):
+        split_validation(ds, 0.2, seed=-1)
 
 
 # --- augmentation --------------------------------------------------------------------------------------------

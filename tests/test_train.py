@@ -106,12 +106,44 @@ def test_class_count_mismatch_is_a_clear_error(splits, tiny_spec):
         train(dataclasses.replace(tiny_spec, num_classes=10), splits, FAST, progress=False)
 
 
+NAN, INF = float("nan"), float("inf")
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(epochs=0), "must be positive"), (dict(optimizer="rmsprop"), "unknown optimizer"),
-    (dict(augment="mixup"), "unknown augmentation"), (dict(batch_size=0), "batch size")])
+    (dict(augment="mixup"), "unknown augmentation"), (dict(batch_size=0), "batch size"),
+    # non-finite and meaningless values, refused before any work (issue 15)
+    (dict(epochs=NAN), "epochs must be positive, got nan"), (dict(epochs=-1.0), "epochs must be positive"),
+    (dict(epochs=INF), "no finite training budget"), (dict(epochs=INF, max_seconds=INF), "max_seconds must be a finite"),
+    (dict(max_seconds=NAN), "max_seconds must be positive, got nan"), (dict(max_images=0), "max_images must be positive"),
+    (dict(lr=NAN), "lr must be a finite number, got nan"), (dict(lr=-1.0), "lr must be positive, got -1.0"),
+    (dict(lr=0.0), "lr must be positive"), (dict(lr=INF), "lr must be a finite number"),
+    (dict(seed=-1), r"seed must be an integer from 0 to 2\*\*63 - 1, got -1"), (dict(seed=2**64), "seed must be"),
+    (dict(weight_decay=-1e-4), "weight_decay must be >= 0"), (dict(weight_decay=NAN), "weight_decay must be a finite"),
+    (dict(momentum=1.0), r"momentum must be in \[0, 1\)"), (dict(warmup=1.0), "warmup must be in"),
+    (dict(label_smoothing=-0.1), "label_smoothing must be in"), (dict(dropout=1.5), "dropout must be in"),
+    (dict(drop_path=NAN), "drop_path must be a finite"), (dict(rotation=-5.0), "rotation must be in"),
+    (dict(shift=2.0), "shift must be in"), (dict(zoom=NAN), "zoom must be a finite"),
+    (dict(eval_batch_size=0), "eval batch size must be at least 1"), (dict(schedule="step"), "unknown schedule"),
+    # wrong types, as a study file's [train] table can give them
+    (dict(lr="1e-3"), r"lr must be a number, got '1e-3' \(str\)"), (dict(epochs="3"), "epochs must be a number"),
+    (dict(batch_size=1.5), r"batch_size must be an integer, got 1.5 \(float\)"),
+    (dict(max_images=True), r"max_images must be an integer, got True \(bool\)"),
+    (dict(seed=0.5), "seed must be an integer"), (dict(weight_decay=None), "weight_decay must be a number"),
+    (dict(nesterov="yes"), "nesterov must be true or false"), (dict(amp=1), "amp must be true, false or unset"),
+    (dict(optimizer=["adam"]), "unknown optimizer"), (dict(augment=None), "unknown augmentation"),
+])
 def test_bad_config(kwargs, match):
-    with pytest.raises(ScalelabError, match=match):
+    with pytest.raises(ScalelabError, match=match) as info:
         TrainConfig(**kwargs)
+    assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(epochs=INF, max_images=64), dict(epochs=INF, max_seconds=0.5), dict(max_images=10, epochs=None),
+    dict(lr=1e30), dict(seed=0), dict(seed=2**63 - 1), dict(weight_decay=0.0), dict(amp=True), dict(epochs=1)])
+def test_good_config_is_accepted(kwargs):
+    assert TrainConfig(**kwargs).batch_size == 128
 
 
 def test_efficientnet_block_trains_with_stochastic_depth(splits):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,8 +155,11 @@ class NetworkSpec:
             head["hidden"] = tuple(head.get("hidden", ()))
             d["head"] = HeadSpec(**head)
             return cls(**d)
-        except (KeyError, TypeError) as exc:
-            raise SpecError(f"not a valid network spec ({exc}); expected the JSON written by "
+        except SpecError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise SpecError(f"not a valid network spec ({what}); expected the JSON written by "
                             "NetworkSpec.to_json or `scalelab search baseline`") from exc
 
     @classmethod
@@ -173,9 +178,47 @@ def _down(size: int, stride: int) -> int:
     return -(-size // stride)
 
 
+def _check_types(obj: Any, where: str) -> None:
+    """Every field of a spec part has its declared type: ints are ints (not bools, not 2.5), floats are
+    finite real numbers, strings strings, flags booleans; a spec read from JSON can hold anything."""
+    for f in dataclasses.fields(obj):
+        value, kind = getattr(obj, f.name), str(f.type)
+        label = f"{where}{f.name}"
+        if kind == "int":
+            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            want = "an integer"
+        elif kind == "float":
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            want = "a finite number"
+        elif kind == "str":
+            ok, want = isinstance(value, str), "a string"
+        elif kind == "bool":
+            ok, want = isinstance(value, bool), "true or false"
+        elif kind == "tuple[int, ...]":
+            ok = isinstance(value, tuple) and all(
+                isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
+            want = "a list of integers"
+        else:
+            continue
+        if not ok:
+            raise SpecError(f"network spec: {label} must be {want}, got {value!r} ({type(value).__name__})")
+
+
 def _validate(spec: NetworkSpec) -> None:
     def bad(msg: str) -> SpecError:
         return SpecError(f"network '{spec.name}': {msg}")
+
+    if not isinstance(spec.name, str):
+        raise SpecError(f"network spec: name must be a string, got {spec.name!r}")
+    for part, where in ((spec.stem, "stem."), (spec.head, "head.")):
+        if not isinstance(part, (StemSpec, HeadSpec)):
+            raise bad(f"{where[:-1]} must be an object, got {part!r}")
+        _check_types(part, where)
+    if not isinstance(spec.stages, tuple) or not all(isinstance(st, StageSpec) for st in spec.stages):
+        raise bad("stages must be a list of stage objects")
+    for i, st in enumerate(spec.stages, start=1):
+        _check_types(st, f"stage {i} ")
+    _check_types(spec, "")
 
     if spec.stem.channels < 1 or spec.stem.kernel < 1 or spec.stem.stride not in (1, 2):
         raise bad("stem needs channels >= 1, kernel >= 1 and stride 1 or 2")

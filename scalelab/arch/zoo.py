@@ -180,9 +180,20 @@ def resolve(name_or_path: str, num_classes: int | None = None) -> NetworkSpec:
         return dataclasses.replace(spec, name=f"{spec.name}@{pixels}", resolution=int(pixels))
     if name_or_path.endswith(".json") or Path(name_or_path).is_file():
         path = Path(name_or_path)
+        if path.is_dir():
+            raise SpecError(f"spec file '{path}' is a folder; give a preset name or a spec JSON file")
         if not path.is_file():
             raise SpecError(f"spec file '{path}' does not exist; give a preset name or a spec JSON path")
-        spec = NetworkSpec.from_json(path.read_text())
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise SpecError(f"spec file '{path}' is not text (not UTF-8); give a spec JSON file") from None
+        except OSError as exc:
+            raise SpecError(f"cannot read spec file '{path}': {exc.strerror or exc}") from None
+        try:
+            spec = NetworkSpec.from_json(text)
+        except SpecError as exc:
+            raise SpecError(f"spec file '{path}': {exc}") from None
         return spec if num_classes is None else dataclasses.replace(spec, num_classes=num_classes)
     return get_preset(name_or_path, 1000 if num_classes is None else num_classes)
 
@@ -201,7 +212,11 @@ def make_spec(model: str, *, num_classes: int | None = None, resolution: int | N
     if phi is not None:
         if (depth, width) != (1.0, 1.0):
             raise SpecError("give either --phi (compound scaling) or --depth/--width, not both")
-        scale = compound(alpha or 1.2, beta or 1.1, gamma or 1.15, phi)
+        try:
+            scale = compound(alpha or 1.2, beta or 1.1, gamma or 1.15, phi)
+        except OverflowError:
+            raise SpecError(f"--phi {phi} scales the network beyond any size a number can hold; use a "
+                            "smaller phi") from None
     elif any(v is not None for v in (alpha, beta, gamma)):
         raise SpecError("--alpha/--beta/--gamma need --phi (the compound coefficient)")
     else:

@@ -102,18 +102,22 @@ def family_command(
 
 def _describe(name: str, *, as_json: bool, latency: bool = False, batch_size: int = 64,
               device: str = "auto", save: str | None = None, **scaling: Any) -> None:
-    from pathlib import Path
-
     from scalelab.arch.zoo import make_spec
-    from scalelab.cost import cost
+    from scalelab.cost import check_fits, cost
+    from scalelab.device import pick_device
+    from scalelab.files import WriteError, check_writable_file, write_text_atomic
 
+    if save:
+        check_writable_file(save, what="--save")
     spec = make_spec(name, num_classes=scaling.pop("classes"), **scaling)
+    c = cost(spec)  # checks the network fits in memory before building it
+    if latency:
+        check_fits(spec, batch_size=batch_size, training=True, device=pick_device(device))
     if save:
         try:
-            Path(save).write_text(spec.to_json() + "\n")
-        except OSError as exc:
-            raise ScalelabError(f"cannot write the spec to '{save}': {exc.strerror or exc}") from exc
-    c = cost(spec)
+            write_text_atomic(save, spec.to_json() + "\n")
+        except WriteError as exc:
+            raise ScalelabError(f"cannot write the spec to '{save}': {exc.reason}") from exc
     data: dict[str, Any] = dict(name=spec.name, resolution_px=spec.resolution, classes=spec.num_classes,
                                 params=c.params, flops_multiply_adds=c.flops,
                                 uncounted_ops=list(c.uncounted_ops), table=spec.table(),

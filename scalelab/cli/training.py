@@ -38,16 +38,16 @@ def train_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Train one model with the short-trial trainer and report its accuracy curve."""
-    from pathlib import Path
-
     from scalelab.arch.zoo import make_spec
+    from scalelab.cost import check_fits
     from scalelab.data import load_dataset, split_validation
     from scalelab.device import pick_device
+    from scalelab.files import check_writable_file, write_text_atomic
     from scalelab.train import TrainConfig, train
 
-    dev = pick_device(device)
-    data = load_dataset(dataset, data_dir, download=download)
-    spec = make_spec(model, num_classes=data.num_classes, resolution=resolution)
+    # Everything a user can get wrong is checked before the data is loaded and before any training.
+    if out:
+        check_writable_file(out, what="--out")
     budgets = dict(epochs=epochs, max_images=max_images, max_seconds=max_seconds)
     if all(v is None for v in budgets.values()):
         budgets["epochs"] = 10.0
@@ -56,11 +56,15 @@ def train_command(
     config = TrainConfig(**budgets, batch_size=batch_size, optimizer=optimizer, lr=lr,
                          weight_decay=weight_decay, warmup=warmup, label_smoothing=label_smoothing,
                          augment=augment, dropout=dropout, drop_path=drop_path, seed=seed, amp=amp)
+    dev = pick_device(device)
+    data = load_dataset(dataset, data_dir, download=download)
+    spec = make_spec(model, num_classes=data.num_classes, resolution=resolution)
+    check_fits(spec, batch_size=batch_size, training=True, device=dev)
     splits = split_validation(data, val_fraction, seed)
     result = train(spec, splits, config, device=dev, evaluate_test=test, progress=not as_json)
     record = result.to_dict()
     if out:
-        Path(out).write_text(json.dumps(record, indent=2))
+        write_text_atomic(out, json.dumps(record, indent=2) + "\n")
     lines = [f"{spec.name} on {data.name} ({dev}): validation accuracy {100 * result.val_acc:.2f}% "
              f"(val split, {len(splits.val[1]):,} images)"]
     if result.test_acc is not None:
@@ -83,18 +87,22 @@ def bench_train_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Images/s of scalelab's trainer vs a tutorial-style DataLoader loop, and achieved model FLOP/s."""
-    from scalelab.arch.zoo import get_preset
+    from scalelab.arch.zoo import resolve
     from scalelab.bench import bench_train, matmul_flops
+    from scalelab.cost import check_fits
     from scalelab.data import load_dataset, split_validation
     from scalelab.device import pick_device
 
     dev = pick_device(device)
     data = load_dataset(dataset, data_dir)
+    specs = [resolve(name, data.num_classes) for name in models or ["baseline_convnet", "efficientnet_b0_32"]]
+    for spec in specs:
+        check_fits(spec, batch_size=batch_size, training=True, device=dev)
     splits = split_validation(data, 0.1, 0)
     peak = matmul_flops(device=str(dev))
     rows, lines = [], [f"device {dev}; dense fp32 matrix multiply: {peak / 1e9:,.1f} GFLOP/s"]
-    for name in models or ["baseline_convnet", "efficientnet_b0_32"]:
-        b = bench_train(get_preset(name, data.num_classes), splits, images=images, batch_size=batch_size,
+    for spec in specs:  # every name is checked before the first benchmark runs
+        b = bench_train(spec, splits, images=images, batch_size=batch_size,
                         workers=workers, device=str(dev))
         rows.append(dict(model=b.model, batch_size=b.batch_size, scalelab_images_per_s=b.scalelab_images_per_s,
                          scalelab_bf16_images_per_s=b.scalelab_bf16_images_per_s,

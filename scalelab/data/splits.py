@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,10 +39,16 @@ def split_validation(ds: ImageDataset, val_fraction: float = 0.1, seed: int = 0)
 
     Both parts keep the original order of the training set.
     """
-    if not 0 <= val_fraction < 1:
-        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}; e.g. 0.1 holds out 10% of each class")
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float, np.integer, np.floating)):
+        raise DataError(f"val_fraction must be a number, got {val_fraction!r} ({type(val_fraction).__name__})")
+    if not 0 < val_fraction < 1:
+        raise DataError(f"val_fraction must be in (0, 1), got {val_fraction}; e.g. 0.1 holds out 10% of each "
+                        "class (searches select on the validation split, so it cannot be empty)")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DataError(f"seed must be a non-negative integer, got {seed!r}")
     rng = np.random.default_rng(seed)
     chosen = []
+    counts = [int(np.count_nonzero(ds.y_train == label)) for label in range(len(ds.classes))]
     for label, cls in enumerate(ds.classes):
         idx = np.flatnonzero(ds.y_train == label)
         n_val = round(len(idx) * val_fraction)
@@ -50,6 +57,12 @@ def split_validation(ds: ImageDataset, val_fraction: float = 0.1, seed: int = 0)
                 f"val_fraction {val_fraction} leaves no training image of class {cls!r} ({len(idx)} in all); "
                 "use a smaller one"
             )
+        if n_val == 0:
+            smallest = min(n for n in counts if n) if any(counts) else 0
+            hint = (f"; use at least {math.ceil(100 * 0.5 / smallest + 1e-9) / 100:g} "
+                    f"(the smallest class has {smallest} training images)" if smallest > 1 else "")
+            raise DataError(f"val_fraction {val_fraction} gives class {cls!r} no validation image "
+                            f"({len(idx)} training images){hint}")
         chosen.append(rng.permutation(idx)[:n_val])
     is_val = np.zeros(len(ds.y_train), dtype=bool)
     is_val[np.concatenate(chosen)] = True
