@@ -81,11 +81,14 @@ def family_command(
     (alpha * beta^2 * gamma^2)^phi. No training."""
     from scalelab.arch.scaling import compound_family
     from scalelab.arch.zoo import resolve
-    from scalelab.cost import cost
+    from scalelab.cost import check_fits, cost
 
     base = resolve(name, classes)
     rows = []
-    for phi, scale, spec in compound_family(base, alpha, beta, gamma, list(range(phi_max + 1))):
+    family = compound_family(base, alpha, beta, gamma, list(range(phi_max + 1)))
+    for _, _, spec in family:  # a member too large is refused before any is built
+        check_fits(spec)
+    for phi, scale, spec in family:
         c = cost(spec)
         rows.append(dict(phi=phi, depth=scale.depth, width=scale.width, resolution=scale.resolution,
                          resolution_px=spec.resolution, params=c.params, flops_multiply_adds=c.flops,
