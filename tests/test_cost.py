@@ -104,3 +104,42 @@ def test_flop_count_leaves_model_mode_alone():
     count_flops(model, 32)
     assert model.training
     assert torch.isfinite(model(torch.randn(2, 3, 32, 32))).all()
+
+
+@pytest.mark.parametrize("name", ["baseline_convnet", "resnet18_32", "resnet50_32", "efficientnet_b0_32",
+                                  "efficientnet_v2_s_32", "efficientnet_b0_fused_32", "resnet18"])
+def test_footprint_counts_parameters_exactly_without_building(name):
+    from scalelab.cost import footprint
+
+    spec = get_preset(name, 10)
+    assert footprint(spec).params == sum(p.numel() for p in build(spec).parameters())
+
+
+def test_a_network_too_large_for_memory_is_refused_before_it_is_built(monkeypatch):
+    import dataclasses
+
+    import scalelab.cost
+    from scalelab.cost import check_fits, footprint
+    from scalelab.errors import SpecError
+
+    base = get_preset("baseline_convnet", 10)
+    deep = dataclasses.replace(base, stages=(dataclasses.replace(base.stages[0], layers=10**9), *base.stages[1:]))
+    size = footprint(deep)  # a billion layers: counted at once, never built
+    assert size.params > 10**13 and size.bytes(1) > 4 * size.params
+    assert footprint(base).bytes(64, training=True) > footprint(base).bytes(1, training=True)
+    with pytest.raises(SpecError, match=r"too large for this machine: [0-9,]+ parameters, about .* GiB") as info:
+        cost(deep)
+    assert "\n" not in str(info.value)
+    need = footprint(base).bytes(32, training=True)
+    monkeypatch.setattr(scalelab.cost, "available_memory", lambda device="cpu": need - 1)
+    with pytest.raises(SpecError, match="for training at batch 32"):
+        check_fits(base, batch_size=32, training=True)
+    monkeypatch.setattr(scalelab.cost, "available_memory", lambda device="cpu": need)
+    assert check_fits(base, batch_size=32, training=True) == footprint(base)
+
+
+def test_available_memory_is_positive_on_this_machine():
+    from scalelab.cost import available_memory
+
+    free = available_memory("cpu")
+    assert free is None or free > 0
