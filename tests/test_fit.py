@@ -49,11 +49,14 @@ def test_noise_free_power_law_is_recovered_exactly() -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_noisy_power_law_is_recovered_within_tolerance(seed: int) -> None:
     # sigma 0.005 (half an accuracy point) on 10 points over three decades.
+    # The fit weighs the large-compute end most (it is what an extrapolation continues from), so that is
+    # where it is held to the noise level.
     fit = fit_curve(COMPUTE, noisy(power_law(COMPUTE), 0.005, seed), "pow3", n_bootstrap=0)
     assert fit.params["E"] == pytest.approx(0.08, abs=0.03)
-    assert fit.params["alpha"] == pytest.approx(0.35, rel=0.35)
+    assert fit.params["alpha"] == pytest.approx(0.35, rel=0.5)
     deviation = fit.predict(COMPUTE) - power_law(COMPUTE)
-    assert np.sqrt(np.mean(deviation**2)) < 0.005 and np.max(np.abs(deviation)) < 0.0125
+    assert np.sqrt(np.mean(deviation[5:] ** 2)) < 0.006 and np.max(np.abs(deviation[5:])) < 0.0125
+    assert np.max(np.abs(deviation)) < 0.03
     assert 0.001 < fit.noise < 0.015
 
 
@@ -157,12 +160,12 @@ def test_bootstrap_intervals_cover_the_truth_in_most_replications() -> None:
 
 def test_band_is_tight_inside_the_data_and_wider_far_beyond() -> None:
     fit = fit_curve(COMPUTE, noisy(power_law(COMPUTE), 0.005, 9), "pow3", n_bootstrap=100)
-    lower, upper = fit.band([COMPUTE[5], COMPUTE[-1] * 1e4])
+    lower, upper = fit.band([COMPUTE[5], COMPUTE[-1] * 1e4], predictive=False)
     width = upper - lower
     assert 0 < width[0] < width[1]
-    inner_lower, inner_upper = fit.band(COMPUTE[5], level=0.5)
+    inner_lower, inner_upper = fit.band(COMPUTE[5], level=0.5, predictive=False)
     assert lower[0] <= inner_lower <= fit.predict(COMPUTE[5]) <= inner_upper <= upper[0]
-    p_lower, p_upper = fit.band(COMPUTE[5], predictive=True)
+    p_lower, p_upper = fit.band(COMPUTE[5])  # the default: a new observation, noise included
     assert p_upper - p_lower > width[0]
     assert fit.replicates(COMPUTE).shape == (100, COMPUTE.size)
 
@@ -209,7 +212,7 @@ def test_saturation_interval_holds_the_point_and_narrows_with_less_noise() -> No
         assert lo <= truth <= hi
         widths.append(np.log(hi / lo))
     assert 0 < widths[0] < widths[1]
-    with pytest.raises(FitError, match="no bootstrap"):
+    with pytest.raises(FitError, match="no replicates"):
         fit_curve(COMPUTE, power_law(COMPUTE), "pow3", n_bootstrap=0).saturation_ci(threshold)
 
 
@@ -278,7 +281,7 @@ def test_extrapolation_check_auto_selects_on_training_points_only() -> None:
 )
 def test_select_form_picks_the_generating_form_on_clean_data(form: str, truth) -> None:
     compute = np.logspace(9, 12, 12)
-    fit, table = select_form(compute, truth(compute), forms=list(FORMS), n_bootstrap=0)
+    fit, table = select_form(compute, truth(compute), forms=list(FORMS), criterion="extrapolation", n_bootstrap=0)
     assert fit.form == form, table.to_string()
     assert table["selected"].sum() == 1
     assert table.loc[table["selected"], "form"].item() == form
@@ -293,10 +296,10 @@ def test_select_form_prefers_simple_forms_when_points_are_few() -> None:
     assert skipped["extrapolation_mae"].isna().all() and (skipped["note"] != "").all()
 
 
-def test_select_form_with_three_points_falls_back_to_the_two_parameter_form() -> None:
-    fit, table = select_form([1e9, 1e10, 1e11], [0.5, 0.35, 0.28], n_bootstrap=0)
-    assert fit.form == "pow2"
-    assert table["rmse"].notna().sum() == 1
+def test_select_form_refuses_to_extrapolate_three_points() -> None:
+    # Three values cannot show a trend against unknown noise (Mann-Kendall's smallest p is 1/6).
+    with pytest.raises(FitError, match="too few different compute values to extrapolate"):
+        select_form([1e9, 1e10, 1e11], [0.5, 0.35, 0.28], n_bootstrap=0)
 
 
 def test_select_form_by_aicc_reports_the_lowest_aicc() -> None:
@@ -376,3 +379,114 @@ def test_results_are_plain_types() -> None:
     assert all(isinstance(v, float) for v in fit.params.values())
     assert fit.predict(1e10).shape == ()
     assert fit.predict([[1e10, 1e11]]).shape == (1, 2)
+
+
+# --- log-space fitting, the m4 form, flat curves, calibration -------------------------------------------
+
+
+def test_m4_reproduces_an_early_plateau_curve_and_extrapolates_it() -> None:
+    # M4 of Alabdulmohsin et al. 2022: (err - E) / (e0 - err)^a = (C / C0)^-c, here e0 = 0.9.
+    from scipy.optimize import brentq
+
+    def truth(c: float) -> float:
+        return brentq(lambda e: (e - 0.2) / (0.9 - e) ** 2.0 - (c / 1e10) ** -0.6, 0.2 + 1e-12, 0.9 - 1e-12)
+
+    compute = np.logspace(9, 12, 14)
+    y = np.array([truth(c) for c in compute])
+    fit = fit_curve(compute, y, "m4", n_bootstrap=0)
+    assert np.max(np.abs(np.log(fit.predict(compute) / y))) < 2e-3
+    beyond = compute[-1] * 2.0
+    assert fit.predict(beyond) == pytest.approx(truth(beyond), rel=5e-3)
+    assert fit.params["E"] + fit.params["A"] == pytest.approx(0.9, abs=0.05)
+
+
+def test_m4_with_a_equal_one_is_mmf4() -> None:
+    t = np.linspace(-4, 4, 9)
+    m4 = FORMS["m4"].shape(t[None, :], np.array([[1.3]]), np.array([[0.5]]), np.array([[1.0]]))
+    mmf4 = FORMS["mmf4"].shape(t[None, :], np.array([[1.3]]), np.array([[0.5]]))
+    assert np.allclose(m4, mmf4, atol=1e-9)
+
+
+def test_every_rate_may_be_zero_so_a_form_can_be_flat() -> None:
+    for name, spec in FORMS.items():  # the first shape parameter of every form is its rate
+        lo, _ = spec.shape_bounds(2.0)
+        assert lo.size == 0 or lo[0] == 0.0, name
+    y = np.full(COMPUTE.size, 0.3)
+    fit = fit_curve(COMPUTE, y, "pow3", n_bootstrap=20)
+    assert np.allclose(fit.predict([1e9, 1e15, 1e20]), 0.3, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_noisy_flat_curve_fits_flat_and_says_so(seed: int) -> None:
+    y = noisy(np.full(COMPUTE.size, 0.9), 0.01, 40 + seed)
+    fit, table = select_form(COMPUTE, y, n_bootstrap=20)
+    assert fit.form == "flat" and fit.trend == "flat"
+    assert "no decreasing trend" in fit.note
+    assert fit.predict(1e15) == pytest.approx(np.mean(y), abs=0.01)
+    assert fit.saturation(0.001) == COMPUTE[0]  # "already saturated": nothing to gain
+    assert table.loc[table["selected"], "form"].item() == "flat"
+
+
+def test_rising_curve_has_no_decreasing_trend() -> None:
+    y = 0.2 + 0.02 * np.arange(COMPUTE.size)
+    fit, _ = select_form(COMPUTE, y, n_bootstrap=0)
+    assert fit.trend == "flat" and fit.form == "flat"
+    fit, _ = select_form(COMPUTE, y, forms=["pow3"], allow_flat=False, n_bootstrap=0)
+    assert fit.trend == "flat" and "no decreasing trend" in fit.note
+
+
+def test_clear_trend_is_not_called_flat() -> None:
+    fit, _ = select_form(COMPUTE, noisy(power_law(COMPUTE), 0.003, 8), n_bootstrap=20)
+    assert fit.trend == "decreasing" and fit.form != "flat"
+
+
+def test_default_selection_keeps_the_most_general_supported_form() -> None:
+    fit, table = select_form(COMPUTE, noisy(power_law(COMPUTE), 0.003, 8), n_bootstrap=0)
+    assert fit.form == "m4"
+    few = np.logspace(9, 11, 6)
+    fit, table = select_form(few, noisy(power_law(few), 0.003, 8), n_bootstrap=0)
+    assert FORMS[fit.form].n_params < 5  # too few points for m4 on a held-out fold
+    assert table.loc[table["form"] == "m4", "first_fold_log_rmse"].isna().all()
+
+
+def test_horizon_sets_the_held_out_distance() -> None:
+    y = noisy(power_law(COMPUTE), 0.003, 2)
+    near = fit_curve(COMPUTE, y, "pow3", n_bootstrap=0, horizon=COMPUTE[-1] * 10 ** 0.3)
+    far = fit_curve(COMPUTE, y, "pow3", n_bootstrap=0, horizon=COMPUTE[-1] * 1e6)
+    default = fit_curve(COMPUTE, y, "pow3", n_bootstrap=0)
+    assert near.holdout_decades == pytest.approx(0.3, abs=1e-9)
+    assert far.holdout_decades == pytest.approx(1.5, abs=1e-9)  # at most half the 3-decade range
+    assert default.holdout_decades == pytest.approx(0.75, abs=1e-9)
+    with pytest.raises(FitError, match="horizon"):
+        fit_curve(COMPUTE, y, "pow3", horizon=-1.0)
+
+
+def test_wrong_form_is_caught_by_calibration_and_its_interval_widened() -> None:
+    # An exponential form on power-law data misses the held-out points by far more than its own spread.
+    compute = np.logspace(9, 12, 16)
+    y = noisy(power_law(compute), 0.002, 3)
+    good = fit_curve(compute, y, "pow3", n_bootstrap=100)
+    bad = fit_curve(compute, y, "exp3", n_bootstrap=100)
+    assert bad.calibration > max(1.5, good.calibration)
+    assert "widened" in bad.note
+
+
+def test_predictive_interval_covers_held_out_points_of_noisy_power_laws() -> None:
+    # Fit on the first 12 of 16 points, predict the last 4 (0.75 decades further): about 95% should be
+    # covered. The noise is relative (2%), as the fit's log residuals assume.
+    compute = np.logspace(9, 12, 16)
+    hits, n = 0, 0
+    for seed in range(6):
+        y = power_law(compute) * np.exp(np.random.default_rng(200 + seed).normal(0.0, 0.02, compute.size))
+        fit = fit_curve(compute[:12], y[:12], "pow3", n_bootstrap=60, horizon=compute[-1], seed=seed)
+        lower, upper = fit.band(compute[12:])
+        hits += int(np.sum((lower <= y[12:]) & (y[12:] <= upper)))
+        n += 4
+    assert 0.75 <= hits / n <= 1.0
+
+
+def test_repeated_evaluations_are_averaged_not_counted_as_evidence() -> None:
+    once = fit_curve(COMPUTE, power_law(COMPUTE), "pow3", n_bootstrap=0)
+    thrice = fit_curve(np.repeat(COMPUTE, 3), np.repeat(power_law(COMPUTE), 3), "pow3", n_bootstrap=0)
+    assert thrice.n_points == 3 * COMPUTE.size
+    assert thrice.params == pytest.approx(once.params, rel=1e-6)

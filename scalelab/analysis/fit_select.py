@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -13,16 +14,29 @@ from numpy.typing import ArrayLike
 from scalelab.analysis.fit import (
     Fit,
     FitError,
+    FoldScore,
     Metric,
+    build_fit,
     fit_curve,
     get_form,
+    with_horizon,
+    holdout_folds,
+    score_fold,
     validate_points,
 )
+from scalelab.analysis.fit import (
+    _prepare as prepare_points,
+)
+from scalelab.analysis.fit_solve import fit_point
 
-# The forms that extrapolated best in the LCDB studies (Mohr et al. 2022) and in our synthetic checks;
-# wbl4 and exp3 converge faster than any power law and are opt-in.
-DEFAULT_FORMS: tuple[str, ...] = ("pow2", "pow3", "pow4", "mmf4")
-Criterion = Literal["extrapolation", "aicc"]
+# Forms with a floor or a plateau that extrapolated well on real learning curves (Mohr et al. 2022, LCDB;
+# Alabdulmohsin et al. 2022, whose M4 is ``m4``) plus the pure power law; wbl4 and exp3 converge faster than
+# any power law and are opt-in. ``flat`` is always a candidate unless ``allow_flat=False``.
+DEFAULT_FORMS: tuple[str, ...] = ("pow2", "pow3", "pow4", "mmf4", "m4")
+"""With the default criterion the most general of these the points support is kept (``m4`` from 7
+different compute values on with the default held-out distance)."""
+Criterion = Literal["general", "extrapolation", "aicc"]
+MIN_DISTINCT = 4  # with fewer different compute values no trend can be told from noise (Mann-Kendall at 5%)
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,7 +44,7 @@ class ExtrapolationCheck:
     """A fit on the smaller points and how it did on the largest held-out ones.
 
     ``table`` has one row per held-out point: compute, observed, predicted, abs_error, lower, upper
-    (the predictive bootstrap interval at ``level``) and covered.
+    (the calibrated predictive interval at ``level``) and covered.
     """
 
     fit: Fit
@@ -47,64 +61,113 @@ def select_form(
     forms: Sequence[str] = DEFAULT_FORMS,
     *,
     metric: Metric = "error",
-    criterion: Criterion = "extrapolation",
+    criterion: Criterion = "general",
     folds: int = 2,
     tolerance: float = 0.1,
     n_starts: int = 8,
     n_bootstrap: int = 200,
     level: float = 0.95,
     seed: int = 0,
+    horizon: float | None = None,
+    allow_flat: bool = True,
 ) -> tuple[Fit, pd.DataFrame]:
-    """Fit every form, score it, and refit the chosen one with the bootstrap.
+    """Fit every form, score it on held-out stretches as long as the extrapolation asked for, and keep one.
 
-    ``criterion='extrapolation'`` scores a form by forward-chaining: for ``j = 1..folds`` it is fitted
-    without the ``j`` largest compute values and scored by the mean absolute error on them; the score is
-    the mean over folds. Forms with too many parameters to be fitted on every fold are not eligible, so few
-    points favour simple forms. Among eligible forms, the one with fewest parameters whose score is within
-    ``(1 + tolerance)`` of the best is chosen; when no form can be scored, the fitted form with fewest
-    parameters. ``criterion='aicc'`` picks the lowest AICc instead. The table lists every candidate with
-    form, n_params, rmse, aicc, extrapolation_mae, note (why a score is missing) and selected.
+    ``criterion='general'`` (the default) keeps the most general form the points support: the one with
+    most parameters that can still be fitted on the first held-out fold (ties, such as pow4 and mmf4, go
+    to the lower held-out score). On real learning curves a held-out stretch of a few noisy points tells
+    nested forms apart less reliably than the general form (``m4`` contains ``mmf4`` and, as its plateau
+    moves before the data, ``pow3``) fits them; the folds still calibrate its intervals.
+    ``criterion='extrapolation'`` scores a form by forward folds (see :func:`fit_curve`): fitted without
+    the points within the held-out distance of each fold's end, it is scored by the RMSE of
+    log(prediction) - log(truth) on them; the distance is the log-compute distance from the data to
+    ``horizon`` (a quarter of the data's range when None; at most half). Forms that cannot be fitted on
+    every fold are not eligible, so few points favour simple forms. Among eligible forms, the one with
+    fewest parameters whose score is within ``(1 + tolerance)`` of the best is chosen. ``flat`` (no trend)
+    is a candidate unless ``allow_flat`` is false; when only ``flat`` can be scored, or a chosen curve's
+    drop is within noise (``Fit.trend == 'flat'``), the answer is the flat fit if allowed. When no form
+    can be scored at all, the fitted form with fewest parameters is kept. ``criterion='aicc'`` picks the
+    lowest AICc instead. The table lists every candidate with form, n_params, rmse, aicc,
+    extrapolation_log_rmse, extrapolation_mae (held-out mean absolute error, metric units), note (why a
+    score is missing) and selected.
+
+    Fewer than four different compute values, or too few for any form, raise :class:`FitError`: no
+    trend can be told from noise there.
     """
     c, v = validate_points(compute, values, metric)
     if not forms:
         raise FitError("no candidate forms given; pass at least one name from FORMS")
-    if criterion not in ("extrapolation", "aicc"):
-        raise FitError(f"unknown selection criterion {criterion!r}; use 'extrapolation' or 'aicc'")
+    if criterion not in ("general", "extrapolation", "aicc"):
+        raise FitError(f"unknown selection criterion {criterion!r}; use 'general', 'extrapolation' or 'aicc'")
     if int(folds) != folds or folds < 1:
         raise FitError(f"folds must be a positive integer; got {folds}")
     if not tolerance >= 0:
         raise FitError(f"tolerance must be a non-negative fraction (0.1 = within 10% of the best); got {tolerance}")
+    names = list(dict.fromkeys([*(["flat"] if allow_flat else []), *forms]))
+    specs = [get_form(name) for name in names]
+    distinct = np.unique(c).size
+    if distinct < MIN_DISTINCT or all(distinct <= spec.n_params for spec in specs if spec.name != "flat"):
+        raise FitError(f"too few different compute values to extrapolate ({distinct}); a trend needs at least "
+                       f"{max(MIN_DISTINCT, min(s.n_params for s in specs) + 1)} for any of "
+                       f"{', '.join(n for n in names if n != 'flat' or len(names) == 1)}; add points")
 
-    def quick_fit(mask: np.ndarray, name: str) -> Fit:
-        return fit_curve(c[mask], v[mask], name, metric=metric, n_starts=n_starts, n_bootstrap=0, seed=seed)
+    rng = np.random.default_rng(seed)
+    candidates: dict[str, tuple] = {}
+    scored: dict[str, list[FoldScore]] = {}
+    rows = {}
+    for spec in specs:
+        row = {"form": spec.name, "n_params": spec.n_params, "rmse": np.nan, "aicc": np.nan,
+               "extrapolation_log_rmse": np.nan, "extrapolation_mae": np.nan, "first_fold_log_rmse": np.nan,
+               "note": ""}
+        rows[spec.name] = row
+        if distinct <= spec.n_params:
+            row["note"] = f"needs {spec.n_params + 1} different compute values"
+            continue
+        pts, distance = with_horizon(prepare_points(c, v, metric, spec), horizon)
+        best = fit_point(spec, pts, n_starts, rng)
+        fitted = spec.evaluate(best.theta, pts.t)
+        rmse = float(np.sqrt(np.mean((fitted - pts.y) ** 2)))
+        row.update(rmse=rmse, aicc=_aicc(rmse, pts.t.size, spec.n_params))
+        candidates[spec.name] = (spec, pts, best, holdout_folds(pts, distance, folds, spec.n_params))
 
-    table = pd.DataFrame([_score(c, v, name, folds, quick_fit) for name in forms])
+    def scores_of(name: str) -> list[FoldScore]:
+        if name not in scored:
+            spec, pts, best, fold_list = candidates[name]
+            scored[name] = [score_fold(spec, pts, fold, n_starts, rng, best.theta) for fold in fold_list]
+        return scored[name]
+
+    # With the default criterion only the most general forms that reach the first fold need scores.
+    ranked = sorted(candidates, key=lambda name: -candidates[name][0].n_params)
+    top = None
+    for name in ranked:
+        spec, _, _, fold_list = candidates[name]
+        if criterion == "general" and (name == "flat" or (top is not None and spec.n_params < top)):
+            rows[name]["note"] = rows[name]["note"] or "not scored: a more general form was kept"
+            continue
+        scores = scores_of(name)
+        if scores and scores[0].index == 0:
+            rows[name]["first_fold_log_rmse"] = scores[0].log_rmse
+            top = spec.n_params if top is None else top
+        if len(fold_list) < folds:
+            rows[name]["note"] = f"too few points before the held-out stretch for {len(fold_list) and 'every' or 'any'} fold"
+            continue
+        rows[name]["extrapolation_log_rmse"] = float(np.mean([s.log_rmse for s in scores]))
+        rows[name]["extrapolation_mae"] = float(np.mean([s.mae for s in scores]))
+    table = pd.DataFrame(list(rows.values()))
     chosen = _choose(table, criterion, tolerance)
+
+    def build(name: str) -> Fit:
+        spec, pts, best, _ = candidates[name]
+        return build_fit(spec, pts, best, scores_of(name), metric=metric, level=level, n_bootstrap=n_bootstrap,
+                         seed=seed)
+
+    fit = build(chosen)
+    if fit.trend == "flat" and allow_flat and chosen != "flat":
+        note = fit.note
+        fit = dataclasses.replace(build("flat"), note=note + "; fitted as flat")
+        chosen = "flat"
     table["selected"] = table["form"] == chosen
-    fit = fit_curve(c, v, chosen, metric=metric, n_starts=n_starts, n_bootstrap=n_bootstrap, level=level, seed=seed)
     return fit, table
-
-
-def _score(c: np.ndarray, v: np.ndarray, name: str, folds: int, quick_fit: Callable[[np.ndarray, str], Fit]) -> dict:
-    """One table row: in-sample rmse and AICc, and the forward-chaining extrapolation error."""
-    n_params = get_form(name).n_params
-    row = {"form": name, "n_params": n_params, "rmse": np.nan, "aicc": np.nan, "extrapolation_mae": np.nan,
-           "note": ""}
-    distinct = np.unique(c)
-    if distinct.size <= n_params:
-        row["note"] = f"needs {n_params + 1} different compute values"
-        return row
-    fit = quick_fit(np.ones(c.size, dtype=bool), name)
-    row.update(rmse=fit.rmse, aicc=_aicc(fit.rmse, c.size, n_params))
-    if distinct.size - folds <= n_params:
-        row["note"] = f"needs {n_params + folds + 1} different compute values for the extrapolation score"
-        return row
-    errors = []
-    for j in range(1, folds + 1):
-        train = c < distinct[-j]
-        errors.append(np.mean(np.abs(quick_fit(train, name).predict(c[~train]) - v[~train])))
-    row["extrapolation_mae"] = float(np.mean(errors))
-    return row
 
 
 def _aicc(rmse: float, n: int, n_params: int) -> float:
@@ -117,14 +180,25 @@ def _aicc(rmse: float, n: int, n_params: int) -> float:
 
 def _choose(table: pd.DataFrame, criterion: str, tolerance: float) -> str:
     fitted = table[table["rmse"].notna()]
-    if fitted.empty:
-        raise FitError(f"too few different compute values to fit any of {', '.join(table['form'])}; add points")
     if criterion == "aicc":
         return str(fitted.loc[fitted["aicc"].idxmin(), "form"])
-    scored = fitted[fitted["extrapolation_mae"].notna()]
-    if scored.empty:
-        return str(fitted.sort_values("n_params", kind="stable").iloc[0]["form"])
-    good = scored[scored["extrapolation_mae"] <= (1.0 + tolerance) * scored["extrapolation_mae"].min()]
+    if criterion == "general":
+        trending = fitted[fitted["form"] != "flat"]
+        folded = trending[trending["first_fold_log_rmse"].notna()]
+        pool = folded if not folded.empty else trending
+        if pool.empty:
+            return str(fitted.iloc[0]["form"])
+        top = pool[pool["n_params"] == pool["n_params"].max()]
+        key = "first_fold_log_rmse" if not folded.empty else "rmse"
+        return str(top.loc[top[key].idxmin(), "form"])
+    scored = fitted[fitted["extrapolation_log_rmse"].notna()]
+    trending = fitted[fitted["form"] != "flat"]
+    if scored.empty or (scored["form"] == "flat").all():
+        # Nothing with a trend could be scored: keep the simplest trending form; the trend test decides
+        # whether it stays or becomes flat.
+        return str((trending if not trending.empty else fitted).sort_values("n_params", kind="stable").iloc[0]["form"])
+    score = scored["extrapolation_log_rmse"]
+    good = scored[score <= (1.0 + tolerance) * score.min() + 1e-9]  # below 1e-9 scores are rounding
     return str(good.sort_values("n_params", kind="stable").iloc[0]["form"])
 
 
