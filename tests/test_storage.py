@@ -204,3 +204,25 @@ def test_a_storage_in_a_read_only_folder_can_be_read_but_not_trained_into(read_o
         for line, mode in zip(lines[2:], ("create", "rw")):
             assert line.startswith(f"{mode} error study storage {folder / 's.db'} is not writable"), line
         assert _snapshot(folder) == before[name], name
+
+
+def _create_and_add_study(args: tuple[str, int]) -> str:
+    url, i = args
+    try:
+        optuna.create_study(storage=st.open_storage(url), study_name=f"s{i}")
+        return "ok"
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which asserts there is none
+        return f"{type(exc).__name__}: {exc}"
+
+
+def test_commands_creating_one_new_storage_together_all_succeed(tmp_path):
+    """The file appears complete (Optuna's tables in it) or not at all: four processes started together
+    never see it empty or half made."""
+    import multiprocessing
+
+    for attempt in range(2):
+        url = f"sqlite:///{tmp_path / str(attempt) / 'runs' / 'scalelab.db'}"
+        with multiprocessing.get_context("fork").Pool(4) as pool:
+            assert pool.map(_create_and_add_study, [(url, i) for i in range(4)]) == ["ok"] * 4
+        assert sorted(optuna.get_all_study_names(st.open_storage(url, create=False))) == ["s0", "s1", "s2", "s3"]
+        assert not [p for p in (tmp_path / str(attempt) / "runs").iterdir() if p.name.startswith(".")]

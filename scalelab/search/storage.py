@@ -262,9 +262,9 @@ def _writable(path: Path) -> bool:
 
 
 def _create_sqlite_file(path: Path) -> None:
-    """Create a new, empty WAL-mode SQLite file at ``path`` whole: initialised under a temporary name and
-    hard-linked into place, so another process never finds it at 0 bytes; if one was made meanwhile by
-    another command it is kept."""
+    """Create a new, empty study storage at ``path`` whole (WAL mode, Optuna's tables): initialised under a
+    temporary name and hard-linked into place, so another process never finds it at 0 bytes or half made;
+    if one was made meanwhile by another command it is kept."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".new")
@@ -272,10 +272,14 @@ def _create_sqlite_file(path: Path) -> None:
         raise SearchError(f"cannot create study storage {path}: {exc.strerror or exc}") from None
     os.close(fd)
     try:
-        with contextlib.closing(sqlite3.connect(tmp)) as con:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA user_version=0")
-            con.commit()
+        # Optuna's tables go in before the file is linked into place: commands started together then all
+        # find either no file (and race only to link theirs) or a complete storage, never half a schema.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            initial = RDBStorage(f"sqlite:///{tmp}", engine_kwargs={"connect_args": {"timeout": 60}})
+        with initial.engine.connect() as con:
+            con.exec_driver_sql("PRAGMA journal_mode=WAL")
+        initial.engine.dispose()  # the last connection checkpoints the log into the file
         os.chmod(tmp, 0o644)
         try:
             os.link(tmp, path)
@@ -284,8 +288,9 @@ def _create_sqlite_file(path: Path) -> None:
         except OSError:  # a file system without hard links: rename unless someone was faster
             if not path.exists():
                 os.replace(tmp, path)
-    except OSError as exc:
-        raise SearchError(f"cannot create study storage {path}: {exc.strerror or exc}") from None
+    except (OSError, sqlalchemy.exc.SQLAlchemyError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _first_line(exc)
+        raise SearchError(f"cannot create study storage {path}: {reason}") from None
     finally:
         for leftover in (tmp, tmp + "-wal", tmp + "-shm"):
             with contextlib.suppress(OSError):
