@@ -8,8 +8,9 @@ random shapes, linear parameters solved in closed form), then a soft-L1 loss sca
 
 Uncertainty: parameter replicates come from a residual bootstrap in log space (all replicates refitted at
 once, see :func:`scalelab.analysis.fit_solve.bootstrap`); a prediction for a new observation adds the
-log-residual noise. Both are then *calibrated on held-out points*: the curve is refitted without its largest-compute points over the same
-log-compute distance as the extrapolation being asked for (``horizon``), and the spread is scaled up by the
+log-residual noise. Both are then *calibrated on held-out points*: the curve is refitted without its
+largest-compute points over the same log-compute distance as the extrapolation being asked for
+(``horizon``), and the spread is scaled up by the
 root-mean-square of the standardised errors on the held-out points when they missed by more than the fit's
 own uncertainty said (never scaled down). Bands and intervals are percentiles of the calibrated replicates.
 """

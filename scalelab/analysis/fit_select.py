@@ -149,7 +149,8 @@ def select_form(
             rows[name]["first_fold_log_rmse"] = scores[0].log_rmse
             top = spec.n_params if top is None else top
         if len(fold_list) < folds:
-            rows[name]["note"] = f"too few points before the held-out stretch for {len(fold_list) and 'every' or 'any'} fold"
+            which = "every" if fold_list else "any"
+            rows[name]["note"] = f"too few points before the held-out stretch for {which} fold"
             continue
         rows[name]["extrapolation_log_rmse"] = float(np.mean([s.log_rmse for s in scores]))
         rows[name]["extrapolation_mae"] = float(np.mean([s.mae for s in scores]))

@@ -1,4 +1,4 @@
-"""`scalelab train` and `scalelab bench train`."""
+"""`scalelab train`, `scalelab bench train`, `scalelab bench fit` and `scalelab bench curves`."""
 
 from __future__ import annotations
 
@@ -117,3 +117,59 @@ def bench_train_command(
                      f"model {b.achieved_flops / 1e9:,.1f} GFLOP/s at the best setting "
                      f"({100 * b.achieved_flops / peak:.0f}% of fp32 matrix-multiply)")
     emit(dict(device=str(dev), matmul_gflop_per_s=peak / 1e9, models=rows), as_json, "\n".join(lines))
+
+
+@bench_app.command("fit")
+def bench_fit_command(
+    file: Annotated[str, typer.Argument(help="CSV of learning curves (format: README, 'Scoring the fitter').")],
+    key: Annotated[str, typer.Option(help="Comma-separated columns that name a curve.")] = "Domain,Task,Model",
+    x: Annotated[str, typer.Option(help="Column of x (examples seen, compute, ...).")] = "Seen Examples",
+    y: Annotated[str, typer.Option(help="Column of y (a positive loss or error; lower is better).")] = "Loss",
+    train: Annotated[str, typer.Option(help="Column that is 1 for rows to fit, 0 for rows to predict.")] = "Training",
+    level: Annotated[float, typer.Option(help="Nominal coverage of the predictive intervals.")] = 0.95,
+    per_curve: Annotated[bool, typer.Option("--per-curve", help="Also print the score of every curve.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Extrapolation error (log-RMSE), wins, interval coverage and CPU seconds per fit of scalelab's fitter
+    and two baselines (last value; E + A*x^-a in log space) on held-out rows of real curves."""
+    from scalelab.analysis.fit_bench import BenchError, format_summary, read_curves, score
+
+    if not 0.0 < level < 1.0:
+        raise typer.BadParameter("level must be between 0 and 1")
+    try:
+        curves = read_curves(file, key=[k.strip() for k in key.split(",") if k.strip()], x=x, y=y, train=train)
+    except BenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    rows, summary = score(curves, level=level)
+    text = f"{file}: {len(curves)} curves; fit on {train} = 1, predict {train} = 0\n" + format_summary(summary, level)
+    if per_curve:
+        wide = rows.pivot(index="curve", columns="method", values="log_rmse").reindex(rows["curve"].unique())
+        text += "\n\nlog-RMSE per curve\n" + wide.to_string(float_format=lambda v: f"{v:.4f}")
+        notes = rows[rows["note"].str.startswith("refused")]
+        if not notes.empty:
+            text += "\n\n" + "\n".join(f"{r.method} on {r.curve}: {r.note}" for r in notes.itertuples())
+    emit(dict(file=file, level=level, summary=summary.to_dict(orient="records"),
+              curves=rows.to_dict(orient="records")), as_json, text)
+
+
+@bench_app.command("curves")
+def bench_curves_command(
+    storage: Annotated[str, typer.Option(help="Results storage (SQLite file or database URL).")],
+    out: Annotated[str, typer.Option(help="CSV file to write, in the `bench fit` format.")],
+    x: Annotated[str, typer.Option(help="images_seen or epoch.")] = "images_seen",
+    fit_share: Annotated[float, typer.Option(help="Share of each curve's points to fit; the rest is predicted.")] = 0.6,
+) -> None:
+    """Write the per-evaluation validation-error curves of a results storage as a `bench fit` CSV."""
+    from pathlib import Path
+
+    from scalelab.analysis.fit_bench import BenchError, curves_csv
+
+    try:
+        table = curves_csv(storage, x=x, fit_share=fit_share)
+    except BenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    Path(out).write_text(table.to_csv(index=False))
+    n = table.groupby(["Domain", "Task"]).ngroups if not table.empty else 0
+    typer.echo(f"wrote {len(table)} rows, {n} curves with at least two evaluations, to {out}")
