@@ -1,5 +1,6 @@
 """Answers a scaling study gives from its results table: a fitted accuracy-versus-FLOPs curve per scaling
-dimension, compound scaling against each single dimension at equal FLOPs, and the accuracy-FLOPs
+dimension, compound scaling against each single dimension at equal FLOPs (calibrated verdicts from
+:mod:`scalelab.analysis.verdicts`), and the accuracy-FLOPs
 Pareto front (the search reward ``ACC * (FLOPS / T)^w`` is :func:`scalelab.search.targets.reward`).
 
 Accuracies are the ``val_acc`` column: the validation split held out from the training data.
@@ -7,6 +8,8 @@ Accuracies are the ``val_acc`` column: the validation split held out from the tr
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +17,8 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from scalelab.analysis.fit import Fit, FitError
-from scalelab.analysis.fit_select import DEFAULT_FORMS, compare_at_equal_compute, select_form
+from scalelab.analysis.fit_select import DEFAULT_FORMS, select_form
+from scalelab.analysis.verdicts import Comparison, compare_dimensions
 
 SINGLE_DIMENSIONS: tuple[str, ...] = ("width", "depth", "resolution")
 DIMENSIONS: tuple[str, ...] = (*SINGLE_DIMENSIONS, "compound")
@@ -79,29 +83,32 @@ def _select(flops: np.ndarray, acc: np.ndarray, forms: tuple[str, ...], n_bootst
     return fit
 
 
-def compound_vs_single(fits: dict[str, DimensionFit], *, level: float = 0.95, n_grid: int = 25) -> pd.DataFrame:
-    """Compound minus each single dimension in fitted validation accuracy, on a log grid of FLOPs.
+def compound_vs_single(data: pd.DataFrame | Mapping[str, DimensionFit], *, level: float = 0.95) -> pd.DataFrame:
+    """Compound scaling against each single dimension at equal FLOPs, calibrated
+    (:func:`scalelab.analysis.verdicts.compare_dimensions`: one linear model per pair on every replicate,
+    t intervals simultaneous at ``level`` over the comparisons made).
 
-    The grid spans the FLOPs both curves were fitted on, so no answer is an extrapolation. Columns:
-    dimension, flops, compound, single, diff, lower, upper (interval on diff at ``level``) and
-    p_compound_better (share of bootstrap pairs in which compound is more accurate). Empty when there is no
-    fitted compound curve or no overlap.
+    ``data`` is a results table of complete trials or the :func:`fit_dimensions` of one (whose points are
+    used, not the curves). One row per single dimension with trials, in :data:`SINGLE_DIMENSIONS` order,
+    with the fields of :class:`~scalelab.analysis.verdicts.Comparison` (``dimension`` is ``b``; ``a`` is
+    compound; ``verdict`` "compound", the dimension's name, or "none" for no clear difference). Empty
+    when there are no compound trials.
     """
-    compound = fits.get("compound")
-    tables = []
-    for dim in SINGLE_DIMENSIONS:
-        single = fits.get(dim)
-        if compound is None or compound.fit is None or single is None or single.fit is None:
-            continue
-        lo = max(compound.fit.c_range[0], single.fit.c_range[0])
-        hi = min(compound.fit.c_range[1], single.fit.c_range[1])
-        if hi <= lo:
-            continue
-        table = compare_at_equal_compute(compound.fit, single.fit, np.geomspace(lo, hi, n_grid), level)
-        tables.append(table.rename(columns=dict(compute="flops", a="compound", b="single",
-                                                p_a_better="p_compound_better")).assign(dimension=dim))
-    columns = ["dimension", "flops", "compound", "single", "diff", "lower", "upper", "p_compound_better"]
-    return pd.concat(tables)[columns].reset_index(drop=True) if tables else pd.DataFrame(columns=columns)
+    if isinstance(data, pd.DataFrame):
+        series = dimension_points(data)
+    else:
+        series = {dim: item.points for dim, item in data.items()}
+    singles = [dim for dim in SINGLE_DIMENSIONS if dim in series]
+    columns = ["dimension", *(f.name for f in dataclasses.fields(Comparison))]
+    if "compound" not in series or not singles:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for dim in singles:
+        c = compare_dimensions(pd.concat([series["compound"], series[dim]]), "compound", dim, level=level,
+                               comparisons=len(singles))
+        verdict = {"a": "compound", "b": dim}.get(c.verdict, "none")
+        rows.append({"dimension": dim, **dataclasses.asdict(c), "verdict": verdict})
+    return pd.DataFrame(rows, columns=columns)
 
 
 def pareto_front(flops: ArrayLike, accuracy: ArrayLike) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Sections on scaling curves: accuracy against FLOPs per dimension with fitted saturation curves (seed
-Figures 1 and 6), where each dimension saturates, and compound scaling against each single dimension."""
+Figures 1 and 6), where each dimension saturates, and compound scaling against each single dimension
+(calibrated verdicts, :mod:`scalelab.analysis.verdicts`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from scalelab.analysis.compare import SINGLE_DIMENSIONS, DimensionFit, compound_vs_single
+from scalelab.analysis.compare import DimensionFit, compound_vs_single
 from scalelab.analysis.fit import Fit
 from scalelab.analysis.fit_forms import FORMS
 from scalelab.report.html import Html, cell, figure, flops, join, pct, points, table, tag
@@ -46,21 +47,31 @@ def scaling_section(fits: dict[str, DimensionFit], *, level: float, gain: float)
 
 
 def compound_section(fits: dict[str, DimensionFit], *, level: float) -> Html:
-    """Compound minus each single dimension at equal FLOPs, as a figure and one answer per dimension."""
-    diffs = compound_vs_single(fits, level=level)
+    """Compound minus each single dimension at equal FLOPs (calibrated verdicts on the trials themselves,
+    :func:`scalelab.analysis.compare.compound_vs_single`), as a figure and one answer per dimension."""
+    verdicts = compound_vs_single(fits, level=level)
     title = tag("h2", "Compound scaling against single dimensions at equal FLOPs")
-    if diffs.empty:
-        return join([title, tag("p", "Not answered: this needs fitted curves for compound scaling and for at "
-                                     "least one single dimension over a common FLOPs range.", class_="note")])
-    band = f"{100 * level:g} %"
-    how = (f"Each line is the fitted validation accuracy of compound scaling minus that of one single "
-           f"dimension at the same FLOPs, drawn over the FLOPs both were measured on; the band is the {band} "
-           f"bootstrap interval of the difference. Above the zero line compound scaling is more accurate. The "
-           f"intervals reflect the scatter of trials around each curve, not the choice of curve form.")
-    answers = [tag("li", _answer(diffs[diffs["dimension"] == dim], dim, band))
-               for dim in SINGLE_DIMENSIONS if dim in set(diffs["dimension"])]
-    return join([title, figure("fig-compound-vs-single", compound_figure(diffs)), tag("p", how, class_="how"),
-                 tag("ul", join(answers), class_="answers")])
+    if verdicts.empty:
+        return join([title, tag("p", "Not answered: this needs trials of compound scaling and of at least one "
+                                     "single dimension.", class_="note")])
+    band, m = f"{100 * level:g} %", len(verdicts)
+    each = f" (each at {100 * verdicts['interval_level'].iloc[0]:.3g} %)" if m > 1 else ""
+    how = (f"Each comparison is one linear model on the trials of compound scaling, of the single dimension and "
+           f"of the base network they share, every replicate included: validation accuracy = one smooth curve "
+           f"in log FLOPs shared by both (linear, or quadratic from six FLOPs values) + a difference that grows "
+           f"from zero at the base network, linearly in log FLOPs, to the value shown at the largest FLOPs both "
+           f"reached + a seed effect that pairs the trials of one training seed. Bars are that difference with "
+           f"its {band} t interval, simultaneous over the {m} comparison{'s' if m > 1 else ''}{each}; right of "
+           f"the zero line compound scaling is more accurate. A verdict is stated only where the interval "
+           f"excludes zero; on simulated sweeps in which no dimension differs, fewer than 5 % of studies get "
+           f"any verdict but 'no clear difference' (scalelab bench comparisons).")
+    answers = [tag("li", _answer(row)) for row in verdicts.itertuples(index=False)]
+    answered = verdicts[verdicts["answered"]]
+    parts = [title]
+    if not answered.empty:
+        parts.append(figure("fig-compound-vs-single", compound_figure(answered)))
+    parts += [tag("p", how, class_="how"), tag("ul", join(answers), class_="answers")]
+    return join(parts)
 
 
 def scaling_figure(fits: dict[str, DimensionFit], level: float) -> go.Figure:
@@ -82,19 +93,24 @@ def scaling_figure(fits: dict[str, DimensionFit], level: float) -> go.Figure:
     return fig
 
 
-def compound_figure(diffs: pd.DataFrame) -> go.Figure:
+def compound_figure(verdicts: pd.DataFrame) -> go.Figure:
+    """One bar per single dimension: compound minus it at equal FLOPs, with its interval."""
     fig = go.Figure()
-    for dim, part in diffs.groupby("dimension", sort=False):
-        color = COLORS[str(dim)]
-        fig.add_trace(_band(part["flops"], 100 * part["lower"], 100 * part["upper"], color, str(dim)))
+    for row in verdicts.itertuples(index=False):
+        color = COLORS.get(str(row.dimension), "#555")
         fig.add_trace(go.Scatter(
-            x=part["flops"], y=100 * part["diff"], mode="lines", name=f"compound − {dim}", legendgroup=str(dim),
-            line=dict(color=color, width=2.5),
-            hovertemplate="%{x:.3s} multiply-adds<br>%{y:+.2f} points<extra></extra>"))
-    fig.add_hline(y=0, line=dict(color="#555", dash="dot"))
-    fig.update_layout(**LAYOUT)
-    fig.update_xaxes(**flops_axis(diffs["flops"].min(), diffs["flops"].max()))
-    fig.update_yaxes(title="Δ validation accuracy (percentage points)")
+            x=[100 * row.diff], y=[f"compound − {row.dimension}"], mode="markers",
+            name=f"compound − {row.dimension}",
+            marker=dict(color=color, size=11),
+            error_x=dict(type="data", symmetric=False, array=[100 * (row.upper - row.diff)],
+                         arrayminus=[100 * (row.diff - row.lower)], color=color, thickness=2.5, width=8),
+            customdata=[[100 * row.lower, 100 * row.upper, row.flops_ref]],
+            hovertemplate="%{x:+.2f} points at %{customdata[2]:.3s} multiply-adds<br>interval %{customdata[0]:+.2f} "
+                          "to %{customdata[1]:+.2f}<extra></extra>"))
+    fig.add_vline(x=0, line=dict(color="#555", dash="dot"))
+    fig.update_layout(**{**LAYOUT, "showlegend": False})
+    fig.update_xaxes(title="compound minus single dimension, validation accuracy (percentage points)")
+    fig.update_yaxes(autorange="reversed")
     return fig
 
 
@@ -158,18 +174,33 @@ def _saturation_interval(fit: Fit, gain: float) -> str:
     return f"; {fit.level:.0%} interval {si(lo)} to {upper}"
 
 
-def _answer(rows: pd.DataFrame, dim: str, band: str) -> str:
-    end = rows.iloc[-1]
-    if end["lower"] > 0:
-        verdict = "compound scaling is more accurate"
-    elif end["upper"] < 0:
-        verdict = f"scaling {dim} alone is more accurate"
-    else:
-        verdict = "no clear difference at this confidence"
-    span = ""
-    if (rows["lower"] > 0).all() or (rows["upper"] < 0).all():
-        span = f"; the interval excludes zero over the whole common range from {flops(rows['flops'].iloc[0])}"
-    return (f"Compound against {dim} at {flops(end['flops'])} (largest FLOPs both reached): {verdict}. "
-            f"Difference in validation accuracy {points(end['diff'])} ({band} CI {points(end['lower'])} to "
-            f"{points(end['upper'])}; compound better in {pct(end['p_compound_better'], 0)} of bootstrap "
-            f"pairs){span}.")
+def _answer(row) -> str:
+    """The sentence for one comparison: a verdict only with its interval behind it, and for no clear
+    difference what it would take to know."""
+    dim = row.dimension
+    if not row.answered:
+        return f"Compound against {dim}: not answered ({row.note})."
+    m = row.comparisons
+    ci = (f"{100 * row.level:g} % CI {100 * row.lower:+.1f} to {points(row.upper)}"
+          + (f", simultaneous over the {m} comparisons" if m > 1 else ""))
+    seeds = f"up to {row.seeds} seeds per network" if row.seeds > 1 else "1 seed per network"
+    source = f"from {row.trials} trials of {row.networks} networks, {seeds}; {row.curve} shared curve"
+    where = f"Compound against {dim} at {flops(row.flops_ref)} (largest FLOPs both reached)"
+    if row.identical:
+        return (f"{where}: no clear difference. {row.note.capitalize()}, so these trials cannot tell the "
+                f"dimensions apart: the difference is exactly {points(0.0)} ({ci}; {source}). Knowing needs "
+                f"trials whose accuracies differ at all; if they are at chance, a larger training budget first.")
+    scatter = ""
+    if row.variance == "networks":
+        scatter = (f" The networks scatter around the shared curve more than the seed-to-seed spread explains "
+                   f"(lack-of-fit p = {row.lack_of_fit_p:.2g}), so the interval is built from the scatter between "
+                   f"networks.")
+    said = f"Compound minus {dim} {points(row.diff)} ({ci}; {source})."
+    if row.verdict == "compound":
+        return f"{where}: compound scaling is more accurate. {said}{scatter}"
+    if row.verdict == dim:
+        return f"{where}: scaling {dim} alone is more accurate. {said}{scatter}"
+    return (f"{where}: no clear difference at this confidence. {said}{scatter} These trials could detect a "
+            f"difference of about {100 * row.detectable:.1f} points (80 % power); to resolve smaller ones, "
+            f"train more seeds per network (the interval narrows about as 1/√seeds: four times the seeds, half "
+            f"the width) or more FLOPs values per dimension.")
