@@ -79,7 +79,11 @@ def test_a_clear_difference_is_stated_with_its_interval():
         lift = 0.04 * np.log2(m) if dim == "compound" else 0.0
         return 0.78 + 0.02 * np.log2(m) + lift + rng.normal(0, 0.003)
 
-    table = compound_vs_single(sweep(acc, seeds=(0, 1, 2))).set_index("dimension")
+    trials = sweep(acc, seeds=(0, 1, 2))
+    table = compound_vs_single(trials).set_index("dimension")
+    # Every trial counts once whatever the table's index (one concatenated without ignore_index, say).
+    same = compound_vs_single(trials.set_axis([0] * len(trials))).set_index("dimension")
+    pd.testing.assert_frame_equal(table, same)
     assert (table["verdict"] == "compound").all()
     assert (table["lower"] > 0).all() and (table["lower"] <= table["diff"]).all()
     assert (table["seeds"] == 3).all() and (table["trials"] == 15).all() and (table["networks"] == 5).all()

@@ -104,7 +104,9 @@ def compound_vs_single(data: pd.DataFrame | Mapping[str, DimensionFit], *, level
         return pd.DataFrame(columns=columns)
     rows = []
     for dim in singles:
-        c = compare_dimensions(pd.concat([series["compound"], series[dim]]), "compound", dim, level=level,
+        # Each series starts with the base network's trials; the union holds them once.
+        own = series[dim][series[dim]["dimension"] == dim]
+        c = compare_dimensions(pd.concat([series["compound"], own]), "compound", dim, level=level,
                                comparisons=len(singles))
         verdict = {"a": "compound", "b": dim}.get(c.verdict, "none")
         rows.append({"dimension": dim, **dataclasses.asdict(c), "verdict": verdict})

@@ -93,12 +93,11 @@ def compare_dimensions(points: pd.DataFrame, a: str, b: str, *, level: float = 0
                        power: float = POWER) -> Comparison:
     """Dimension ``a`` against ``b`` from the rows of a results table (complete trials).
 
-    ``points`` holds the trials of both dimensions and the base network (``dimension`` NaN; counted once
-    however often it appears, by its row index). Networks are told apart by ``model`` (or by FLOPs where
-    that column is absent), seeds by ``seed``.
+    ``points`` holds each trial of both dimensions and of the base network (``dimension`` NaN) once; rows
+    of other dimensions are left out. Networks are told apart by ``model`` (or by FLOPs where that column
+    is absent), seeds by ``seed``.
     """
-    rows = points[~points.index.duplicated()]
-    rows = rows[rows["dimension"].isna() | rows["dimension"].isin([a, b])]
+    rows = points[points["dimension"].isna() | points["dimension"].isin([a, b])]
     base = rows["dimension"].isna()
     base_flops = float(rows.loc[base, "flops"].median()) if base.any() else None
     network = rows["model"].astype(str).to_numpy() if "model" in rows else rows["flops"].to_numpy()
