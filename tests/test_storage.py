@@ -201,7 +201,7 @@ def test_a_storage_in_a_read_only_folder_can_be_read_but_not_trained_into(read_o
         lines = output[i * len(modes):(i + 1) * len(modes)]
         study = "a" if name == "plain" else "renamed"  # the renaming is in the log only: it must be seen
         assert lines[0] == f"auto ok ['{study}'] 2" and lines[1] == f"ro ok ['{study}'] 2", (name, lines)
-        for line, mode in zip(lines[2:], ("create", "rw")):
+        for line, mode in zip(lines[2:], ("create", "rw"), strict=True):
             assert line.startswith(f"{mode} error study storage {folder / 's.db'} is not writable"), line
         assert _snapshot(folder) == before[name], name
 

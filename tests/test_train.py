@@ -114,8 +114,10 @@ NAN, INF = float("nan"), float("inf")
     (dict(augment="mixup"), "unknown augmentation"), (dict(batch_size=0), "batch size"),
     # non-finite and meaningless values, refused before any work (issue 15)
     (dict(epochs=NAN), "epochs must be positive, got nan"), (dict(epochs=-1.0), "epochs must be positive"),
-    (dict(epochs=INF), "no finite training budget"), (dict(epochs=INF, max_seconds=INF), "max_seconds must be a finite"),
-    (dict(max_seconds=NAN), "max_seconds must be positive, got nan"), (dict(max_images=0), "max_images must be positive"),
+    (dict(epochs=INF), "no finite training budget"),
+    (dict(epochs=INF, max_seconds=INF), "max_seconds must be a finite"),
+    (dict(max_seconds=NAN), "max_seconds must be positive, got nan"),
+    (dict(max_images=0), "max_images must be positive"),
     (dict(lr=NAN), "lr must be a finite number, got nan"), (dict(lr=-1.0), "lr must be positive, got -1.0"),
     (dict(lr=0.0), "lr must be positive"), (dict(lr=INF), "lr must be a finite number"),
     (dict(seed=-1), r"seed must be an integer from 0 to 2\*\*63 - 1, got -1"), (dict(seed=2**64), "seed must be"),
