@@ -10,9 +10,11 @@ Columns (NaN or None where not applicable), one meaning each:
   network was planned for; ``predicted_ratio`` (d*w^2*r^2) and ``measured_ratio`` (after rounding)
 - ``model`` (spec name), ``params``, ``flops`` (multiply-adds per image), ``resolution_px`` (input size)
 - ``latency_ms`` (batch 1), ``val_acc`` (validation split held out from the training data), ``test_acc``,
-  ``epochs`` (trained), ``wall_s``, ``images_per_s`` (training throughput)
-- ``device``, ``threads``, ``seed``, ``dataset``, ``curve`` (list of per-epoch dicts), ``spec`` (dict)
-- ``best``: True on the study's best trial, by its kind's one definition (the reward for a baseline
+  ``epochs`` (trained), ``wall_s``, ``images_per_s`` (training throughput), ``val_images`` (validation
+  split size), ``at_chance`` (within noise of guessing), ``converged`` (False: still gaining more than
+  half a point per epoch at the end; None: one evaluation, not measured)
+- ``device``, ``threads``, ``seed`` (training seed), ``replicate`` (0, 1, ... of the network), ``dataset``, ``curve`` (list of per-epoch dicts), ``spec`` (dict)
+- ``best``: True on the trials of the study's best network, by its kind's one definition (the reward for a baseline
   search, validation accuracy for the others; ties to fewer FLOPs, then the earlier trial)
 
 Analyses of accuracy use the rows whose ``status`` is complete (:func:`complete`).
@@ -23,9 +25,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 from optuna.storages import BaseStorage
+from scipy import stats
 
 from scalelab.search.record import Status, TrialRecord, study_records
 from scalelab.search.storage import open_storage, storage_url
@@ -34,10 +38,11 @@ from scalelab.search.study import load, read_config, read_plan
 COLUMNS = ("study", "kind", "trial", "status", "reason", "dimension", "depth_mult", "width_mult",
            "resolution_mult", "alpha", "beta", "gamma", "phi", "multiple", "predicted_ratio", "measured_ratio",
            "model", "params", "flops", "resolution_px", "latency_ms", "val_acc", "test_acc", "epochs", "wall_s",
-           "images_per_s", "device", "threads", "seed", "dataset", "curve", "spec", "best")
+           "images_per_s", "val_images", "at_chance", "converged", "device", "threads", "seed", "replicate", "dataset",
+           "curve", "spec", "best")
 NUMERIC = ("depth_mult", "width_mult", "resolution_mult", "alpha", "beta", "gamma", "phi", "multiple",
            "predicted_ratio", "measured_ratio", "params", "flops", "resolution_px", "latency_ms", "val_acc",
-           "test_acc", "epochs", "wall_s", "images_per_s", "threads", "seed")
+           "test_acc", "epochs", "wall_s", "images_per_s", "val_images", "threads", "seed", "replicate")
 
 
 def results_table(storage: str | BaseStorage, study_name: str | None = None) -> pd.DataFrame:
@@ -56,7 +61,7 @@ def results_table(storage: str | BaseStorage, study_name: str | None = None) -> 
         records = study_records(study)
         config = read_config(study)
         best = config.study_kind.best(config, read_plan(study), records)
-        rows += [{**row(r), "best": best is not None and r.number == best.number} for r in records]
+        rows += [{**row(r), "best": best is not None and r.spec.name == best.spec.name} for r in records]
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     table["best"] = table["best"].astype(bool)
     for column in NUMERIC:  # None -> NaN, so the columns are numeric even where a kind leaves them empty
@@ -67,6 +72,23 @@ def results_table(storage: str | BaseStorage, study_name: str | None = None) -> 
 def complete(table: pd.DataFrame) -> pd.DataFrame:
     """The rows of trials trained to the end."""
     return table[table["status"] == Status.COMPLETE.value]
+
+
+def network_means(table: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """One row per network of each study, over its complete replicates: the network's columns (first
+    replicate's), ``n`` replicates, ``val_acc_mean``, ``val_acc_sd`` and the t interval of the mean
+    (``val_acc_lower``, ``val_acc_upper``: NaN with one replicate, where no spread is measured)."""
+    done = complete(table)
+    if done.empty:
+        return done.assign(n=[], val_acc_mean=[], val_acc_sd=[], val_acc_lower=[], val_acc_upper=[])
+    grouped = done.groupby(["study", "model"], sort=False)
+    first = grouped.head(1).set_index(["study", "model"])
+    acc = grouped["val_acc"]
+    out = first.assign(n=acc.count(), val_acc_mean=acc.mean(), val_acc_sd=acc.std(ddof=1))
+    half = stats.t.ppf(0.5 + level / 2, np.maximum(out["n"] - 1, 1)) * out["val_acc_sd"] / np.sqrt(out["n"])
+    half = half.where(out["n"] > 1)
+    return out.assign(val_acc_lower=(out["val_acc_mean"] - half).clip(lower=0.0),
+                      val_acc_upper=(out["val_acc_mean"] + half).clip(upper=1.0)).reset_index()
 
 
 def row(r: TrialRecord) -> dict[str, Any]:
@@ -81,8 +103,9 @@ def row(r: TrialRecord) -> dict[str, Any]:
             "model": r.spec.name, "params": r.cost.params, "flops": r.cost.flops,
             "resolution_px": r.spec.resolution, "latency_ms": r.cost.latency_ms, "val_acc": r.outcome.val_acc,
             "test_acc": r.outcome.test_acc, "epochs": r.outcome.epochs, "wall_s": r.outcome.wall_s,
-            "images_per_s": r.outcome.images_per_s, "device": r.provenance.device,
-            "threads": r.provenance.threads, "seed": r.provenance.seed, "dataset": r.dataset,
+            "images_per_s": r.outcome.images_per_s, "val_images": r.outcome.val_images,
+            "at_chance": r.at_chance, "converged": r.converged, "device": r.provenance.device,
+            "threads": r.provenance.threads, "seed": r.provenance.seed, "replicate": r.replicate, "dataset": r.dataset,
             "curve": [dataclasses.asdict(e) for e in r.curve], "spec": r.spec.to_dict()}
 
 

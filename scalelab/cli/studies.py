@@ -25,6 +25,8 @@ _STUDY_FLAGS = [
     ("max_seconds", float, typer.Option(help="Seconds of training per trial."), ("train", "max_seconds")),
     ("batch_size", int, typer.Option(min=1, help="Training batch size (default 128)."), ("train", "batch_size")),
     ("seed", int, typer.Option(help="Seed of the validation split, training and sampler."), ("train", "seed")),
+    ("seeds", int, typer.Option(help="Replicates of every network, with seeds --seed, --seed + 1, ... (default 1); "
+                                     "resuming with more adds replicates."), ("seeds",)),
     ("val_fraction", float, typer.Option(help="Share of each class held out for validation (default 0.1)."),
      ("val_fraction",)),
     ("evaluate_test", bool, typer.Option("--evaluate-test/--no-evaluate-test",
@@ -243,6 +245,27 @@ def run_command(
     from scalelab.search import run_file
 
     return run_file(study_file, _with(flags, search=_given(trials=trials)), profile)
+
+
+@app.command("plan")
+def plan_command(
+    study_file: Annotated[str, typer.Argument(help="A study file, such as studies/cifar10_sweeps.toml.")],
+    profile: Annotated[Optional[str], typer.Option(help="Budget profile of the file: smoke, cpu or gpu.")] = None,
+    seeds: Annotated[Optional[int], typer.Option(min=1, help="Replicates of every network (default: the file's).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    data_dir: Annotated[Optional[str], typer.Option(help="Where the study's dataset lies on this machine.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """What a study file would train, how long it would take here (a short measured throughput) and the
+    smallest accuracy difference its seeds could resolve; writes nothing."""
+    from scalelab.device import pick_device
+    from scalelab.search import build, load_study_file
+    from scalelab.search.preview import preview
+
+    config, _ = build(load_study_file(study_file, profile), _given(seeds=seeds, data_dir=data_dir),
+                      source=study_file)
+    summary = preview(config, pick_device(device))
+    emit(summary.data, as_json, summary.text())
 
 
 @app.command("worker")

@@ -9,8 +9,8 @@ import plotly.graph_objects as go
 
 from scalelab.analysis.compare import pareto_front
 from scalelab.report.html import Html, cell, figure, flops, join, pct, table, tag
-from scalelab.report.tables import best_row
 from scalelab.report.style import LAYOUT, VAL_ACC_AXIS, flops_axis
+from scalelab.report.tables import NO_BEST, best_row
 from scalelab.search.targets import reward
 
 _MAX_CONSTRAINT_CURVES = 6
@@ -29,10 +29,11 @@ def grid_section(df: pd.DataFrame) -> Html:
            f"validation accuracy, size α (depth base). Dotted lines are the constraint α·β²·γ² = K for each "
            f"α tried, with K = {k:.2f} (the study's target), so points on the line of their α cost the "
            f"same FLOPs growth per unit φ. The star marks the most accurate trial.")
-    answer = (f"Winner: α = {best['alpha']:.2f}, β = {best['beta']:.2f}, γ = {best['gamma']:.2f} "
-              f"(α·β²·γ² = {product[best.name]:.2f}) with "
-              f"{pct(best['val_acc'])} validation accuracy at {flops(best['flops'])} (trial {best['trial']}, "
-              f"model {best['model']}).")
+    answer = f"No winner ({NO_BEST})." if best is None else (
+        f"Winner: α = {best['alpha']:.2f}, β = {best['beta']:.2f}, γ = {best['gamma']:.2f} "
+        f"(α·β²·γ² = {product[best.name]:.2f}) with "
+        f"{pct(best['val_acc'])} validation accuracy at {flops(best['flops'])} (trial {best['trial']}, "
+        f"model {best['model']}).")
     order = df.assign(product=product).sort_values("val_acc", ascending=False, kind="stable")
     rows = [[r.trial, f"{r.alpha:.2f}", f"{r.beta:.2f}", f"{r.gamma:.2f}", f"{r.product:.2f}",
              flops(r.flops), pct(r.val_acc)] for r in order.itertuples()]
@@ -81,9 +82,10 @@ def grid_figure(df: pd.DataFrame, k: float) -> go.Figure:
         hovertemplate="%{text}<br>α=%{customdata[0]:.3g}, β=%{x:.3g}, γ=%{y:.3g}"
                       "<br>%{customdata[1]:.1f} % validation<extra></extra>"))
     best = best_row(df)
-    fig.add_trace(go.Scatter(x=[best["beta"]], y=[best["gamma"]], mode="markers", name="winner (highest accuracy)",
-                             marker=dict(symbol="star", size=22, color="rgba(0,0,0,0)",
-                                         line=dict(color="#d62728", width=2.5)), hoverinfo="skip"))
+    if best is not None:
+        fig.add_trace(go.Scatter(x=[best["beta"]], y=[best["gamma"]], mode="markers", name="winner (highest accuracy)",
+                                 marker=dict(symbol="star", size=22, color="rgba(0,0,0,0)",
+                                             line=dict(color="#d62728", width=2.5)), hoverinfo="skip"))
     fig.update_layout(**LAYOUT)
     fig.update_xaxes(title="β: width multiplier per unit of φ (dimensionless)")
     fig.update_yaxes(title="γ: resolution multiplier per unit of φ (dimensionless)",

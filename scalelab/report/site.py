@@ -17,7 +17,7 @@ from scalelab.report.html import PLOTLY_JS, Html, flops, join, page, pct, slugs,
 from scalelab.report.inputs import ReportError, ReportSettings, check_results
 from scalelab.report.scaling import compound_section, scaling_section
 from scalelab.report.search import grid_section, pareto_section
-from scalelab.report.tables import architecture_section, best_row, models_section, speed_section
+from scalelab.report.tables import NO_BEST, architecture_section, best_row, models_section, speed_section
 from scalelab.report.training import curves_section
 from scalelab.search.kinds import StudyKind, get_kind
 from scalelab.units import si
@@ -126,13 +126,21 @@ def _settings(df: pd.DataFrame, kind: StudyKind, s: ReportSettings) -> Html:
         ("kind", f"{kind.name} ({kind.title})"),
         ("dataset", ", ".join(sorted(set(map(str, df["dataset"]))))),
         ("finished trials", len(df)),
-        ("best trial", f"{best['model']}, trial {best['trial']}: {pct(best['val_acc'])} validation accuracy"),
+        ("best network", NO_BEST if best is None else
+         f"{best['model']}, trial {best['trial']}: {pct(best['val_acc'])} validation accuracy"),
         ("FLOPs", f"{si(df['flops'].min())} to {flops(df['flops'].max())} per image"),
         ("input resolution", _span(df["resolution_px"], " px")),
         ("epochs per trial", _span(df["epochs"], "")),
         ("device", ", ".join(sorted(set(map(str, df["device"]))))),
         ("total training time", f"{df['wall_s'].sum() / 3600:.2f} h"),
     ]
+    if "at_chance" in df and df["at_chance"].eq(True).any():
+        items.append(("at chance", f"{int(df['at_chance'].eq(True).sum())} of {len(df)} trials are within noise of "
+                                   "guessing (3 standard errors on their validation split)"))
+    if "converged" in df:
+        rising, unknown = int(df["converged"].eq(False).sum()), int(df["converged"].isna().sum())
+        items.append(("convergence", f"{rising} of {len(df)} trials still gained more than 0.5 points in their last "
+                                     f"epoch (not converged); {unknown} had one evaluation (not measured)"))
     dims = [str(d) for d in pd.unique(df["dimension"].dropna())]
     if dims:
         items.append(("scaling dimensions", ", ".join(dims)))
@@ -159,8 +167,9 @@ def _index(df: pd.DataFrame, files: dict[str, str], title: str) -> str:
         part = df[df["study"].astype(str) == name]
         best = best_row(part)
         link = Html(f'<a href="{file}">{tag("span", name)}</a>')
-        rows.append([link, get_kind(str(part["kind"].iloc[0])).title, ", ".join(sorted(set(map(str, part["dataset"])))), len(part),
-                     pct(best["val_acc"]), best["model"], si(best["flops"])])
+        kind, datasets = get_kind(str(part["kind"].iloc[0])).title, ", ".join(sorted(set(map(str, part["dataset"]))))
+        named = ["-", NO_BEST, "-"] if best is None else [pct(best["val_acc"]), best["model"], si(best["flops"])]
+        rows.append([link, kind, datasets, len(part), *named])
     headers = ["study", "kind", "dataset", "finished trials", "best trial's validation accuracy",
                "best model", "its FLOPs (multiply-adds per image)"]
     how = ("One row per study in the results storage. Open a study for its figures: scaling curves with "

@@ -17,6 +17,9 @@ from scalelab.units import si
 def architecture_section(df: pd.DataFrame) -> Html:
     """Table 1 of the study's best trial (by its kind's definition), from its recorded spec."""
     best = best_row(df)
+    if best is None:
+        return join([tag("h2", "Table 1: architecture of the best network"), tag("p", f"No best network ({NO_BEST}).",
+                                                                                 class_="note")])
     title = tag("h2", f"Table 1: architecture of the study's best trial, {best['model']} (trial {best['trial']}, "
                       f"{pct(best['val_acc'])} validation accuracy)")
     try:
@@ -94,10 +97,14 @@ def speed_section(df: pd.DataFrame) -> Html:
     return join(parts)
 
 
-def best_row(df: pd.DataFrame) -> pd.Series:
-    """The study's best trial as the results table marks it (``best``), else its most accurate."""
-    marked = df[df["best"]]
-    return marked.iloc[0] if len(marked) else df.loc[df["val_acc"].idxmax()]
+NO_BEST = "none: every network trained is within noise of chance"
+
+
+def best_row(df: pd.DataFrame) -> pd.Series | None:
+    """The first trial of the study's best network as the results table marks it (``best``); None when
+    the study names none (every network at chance)."""
+    marked = df[df["best"].astype(bool)]
+    return marked.iloc[0] if len(marked) else None
 
 
 def _has(df: pd.DataFrame, column: str) -> bool:

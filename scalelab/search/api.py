@@ -3,10 +3,13 @@ as an extra worker. Each CLI command is one of these calls."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
-from scalelab.device import pick_device
+import torch
+
+from scalelab.device import available_cores, load_warning, pick_device, threads_per_worker
 from scalelab.search.config import (
     RunOptions,
     StudyConfig,
@@ -25,6 +28,7 @@ def run_study(config: StudyConfig, options: RunOptions | None = None) -> Summary
     ``options.workers`` processes, and summarise it."""
     options = options or RunOptions()
     device = pick_device(options.device)
+    _announce(device, options.workers, options.progress)
     url = storage_url(options.storage, options.run_dir)
     name = options.study or default_study_name(config)
     storage = open_storage(url)
@@ -47,5 +51,19 @@ def join_study(study: str, storage: str | None = None, *, run_dir: str = "runs",
                progress: bool = True, data_dir: str | None = None) -> int:
     """Work on an existing study (from any machine that reaches its storage) until it is done; returns
     the number of trials this worker ran."""
+    _announce(pick_device(device), 1, progress)
     return work(storage_url(storage, run_dir), study, device=device, progress=progress, data_dir=data_dir)
+
+
+def _announce(device: torch.device, workers: int, progress: bool) -> None:
+    """Set this process's torch threads and say where training runs (and whether the machine is busy)."""
+    threads = threads_per_worker(workers)
+    if workers == 1:
+        torch.set_num_threads(threads)
+    if progress:
+        where = f"{workers} workers x {threads} torch threads" if workers > 1 else f"{threads} torch threads"
+        print(f"device {device}, {where} ({available_cores()} cores available)", file=sys.stderr, flush=True)
+        warning = load_warning()
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
 

@@ -25,13 +25,11 @@ Every key and value is checked (:mod:`scalelab.search.validate`) before anything
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from scalelab.arch.spec import NetworkSpec
 from scalelab.arch.zoo import make_spec
@@ -71,9 +69,18 @@ class StudyConfig:
     val_fraction: float = 0.1
     evaluate_test: bool = False
     train: TrainConfig = field(default_factory=TrainConfig)
+    seeds: int = 1
+    """Replicates of every network: replicate r trains with seed ``train.seed + r`` (weights and batch
+    order; the validation split stays the one ``train.seed`` picks), the same seeds at every point, so
+    that comparisons between networks are paired."""
     heartbeat_s: int = 20
 
     def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise SearchError(f"--seeds must be at least 1, got {self.seeds}")
+        if self.seeds > 1 and not self.study_kind.replicable:
+            raise SearchError(f"a {self.kind} study trains each sampled network once, so --seeds does not apply; "
+                              "train its best networks again as a compare study with --seeds N")
         if not 0 < self.val_fraction < 1:
             raise SearchError(f"--val-fraction must be in (0, 1): trials are judged on the validation "
                               f"split, got {self.val_fraction}")
@@ -89,10 +96,12 @@ class StudyConfig:
         return _plain(self)
 
     def identity(self) -> dict[str, Any]:
-        """The settings a resumed study must match: all but the trial count, the heartbeat interval and
-        where the data lie (``data_dir``: the same dataset may sit elsewhere on each machine)."""
+        """The settings a resumed study must match: all but the trial count, the number of seeds (more
+        add replicates), the heartbeat interval and where the data lie (``data_dir``: the same dataset
+        may sit elsewhere on each machine)."""
         d = self.to_dict()
         d.pop("heartbeat_s")
+        d.pop("seeds")
         d.pop("data_dir")
         d["search"].pop("trials", None)
         return d

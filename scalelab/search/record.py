@@ -27,6 +27,10 @@ from scalelab.arch.spec import NetworkSpec
 from scalelab.train import EpochRecord
 
 RECORD_KEY = "scalelab:record"
+CHANCE_Z = 3.0
+"""Standard errors above chance within which an accuracy is called 'at chance' (one-sided, about 0.1%)."""
+CONVERGED_GAIN = 0.005
+"""Validation accuracy gained in the last epoch (per epoch) above which a network is 'not converged'."""
 SCHEMA = 2
 """Version of the stored record; studies written before records existed are version 1 (see
 :mod:`scalelab.search.migrate`)."""
@@ -92,13 +96,15 @@ class TrialCost:
 class Outcome:
     """What training produced: ``val_acc`` on the validation split held out from the training data (what
     the objective uses), ``test_acc`` when the study evaluates the test split, throughput in training
-    images per second, epochs trained and wall seconds of the whole trial."""
+    images per second, epochs trained and wall seconds of the whole trial; ``val_images`` is the size of
+    the validation split (how precise ``val_acc`` is)."""
 
     val_acc: float | None = None
     test_acc: float | None = None
     images_per_s: float | None = None
     epochs: float = 0.0
     wall_s: float = 0.0
+    val_images: int | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,8 @@ class TrialRecord:
     curve: tuple[EpochRecord, ...] = ()
     outcome: Outcome = field(default_factory=Outcome)
     reason: str | None = None
+    replicate: int = 0
+    """Which replicate of its network the trial is (its training seed is the study's seed plus this)."""
 
     @property
     def finished(self) -> bool:
@@ -146,13 +154,40 @@ class TrialRecord:
         acc = self.outcome.val_acc
         return self.status is Status.COMPLETE and acc is not None and math.isfinite(acc)
 
+    @property
+    def chance(self) -> float:
+        """The accuracy of guessing: one over the class count."""
+        return 1.0 / self.spec.num_classes
+
+    @property
+    def at_chance(self) -> bool | None:
+        """Whether the validation accuracy is within noise of chance: below chance plus
+        :data:`CHANCE_Z` binomial standard errors of a guesser on this many validation images (None
+        where the split size was not recorded)."""
+        n, acc = self.outcome.val_images, self.outcome.val_acc
+        if not n or acc is None:
+            return None
+        p = self.chance
+        return acc <= p + CHANCE_Z * math.sqrt(p * (1 - p) / n)
+
+    @property
+    def converged(self) -> bool | None:
+        """False when the last epoch still gained more than :data:`CONVERGED_GAIN` validation accuracy
+        per epoch (the network was still improving when its budget ran out); None with fewer than two
+        evaluations, where no gain was measured."""
+        if len(self.curve) < 2:
+            return None
+        last, before = self.curve[-1], self.curve[-2]
+        gain = (last.val_acc - before.val_acc) / max(last.epoch - before.epoch, 1e-9)
+        return gain <= CONVERGED_GAIN
+
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "study": self.study, "number": self.number, "kind": self.kind,
                 "dataset": self.dataset, "spec": self.spec.to_dict(), "cost": dataclasses.asdict(self.cost),
                 "status": self.status.value, "provenance": dataclasses.asdict(self.provenance),
                 "point": self.point.to_dict() if self.point else None,
                 "curve": [dataclasses.asdict(p) for p in self.curve],
-                "outcome": dataclasses.asdict(self.outcome), "reason": self.reason}
+                "outcome": dataclasses.asdict(self.outcome), "reason": self.reason, "replicate": self.replicate}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrialRecord:
@@ -161,7 +196,7 @@ class TrialRecord:
                    provenance=Provenance(**d["provenance"]),
                    point=Point.from_dict(d["point"]) if d.get("point") else None,
                    curve=tuple(EpochRecord(**p) for p in d.get("curve", ())),
-                   outcome=Outcome(**d.get("outcome", {})), reason=d.get("reason"))
+                   outcome=Outcome(**d.get("outcome", {})), reason=d.get("reason"), replicate=d.get("replicate", 0))
 
 
 def dashboard_attrs(record: TrialRecord) -> dict[str, Any]:
@@ -171,7 +206,8 @@ def dashboard_attrs(record: TrialRecord) -> dict[str, Any]:
              "params": record.cost.params, "flops": record.cost.flops, "latency_ms": record.cost.latency_ms,
              "val_acc": record.outcome.val_acc, "test_acc": record.outcome.test_acc,
              "epochs": record.outcome.epochs, "images_per_s": record.outcome.images_per_s,
-             "wall_s": record.outcome.wall_s, "device": record.provenance.device, "reason": record.reason}
+             "wall_s": record.outcome.wall_s, "device": record.provenance.device, "reason": record.reason,
+             "replicate": record.replicate, "seed": record.provenance.seed}
     if p is not None:
         attrs.update(dimension=p.dimension, depth_mult=p.scale.depth, width_mult=p.scale.width,
                      resolution_mult=p.scale.resolution, multiple=p.multiple)

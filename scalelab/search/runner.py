@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import multiprocessing
-import os
 import sys
 import threading
 import time
@@ -26,15 +25,15 @@ import torch
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from scalelab.device import pick_device
+from scalelab.device import pick_device, threads_per_worker
 from scalelab.errors import ScalelabError, SearchError
 from scalelab.search.config import StudyConfig
-from scalelab.units import si
-from scalelab.search.storage import MAX_RETRY, open_storage
 from scalelab.search.record import read_record
-from scalelab.search.study import load, read_config
 from scalelab.search.retry import TRANSIENT, with_retry
+from scalelab.search.storage import MAX_RETRY, open_storage
+from scalelab.search.study import load, read_config
 from scalelab.search.trial import Objective, StorageLost
+from scalelab.units import si
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 STORAGE_OUTAGE_S = 120.0
@@ -67,7 +66,7 @@ def run_workers(url: str, study_name: str, workers: int, *, device: str = "auto"
         work(url, study_name, device=device, progress=progress)
         return
     ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and locks
-    threads = max(1, (os.cpu_count() or 1) // workers)  # one oversubscribed CPU crawls with OpenMP spin-waits
+    threads = threads_per_worker(workers)
     procs = [ctx.Process(target=_worker_process, args=(url, study_name, device, progress, i, threads),
                          name=f"scalelab-worker-{i}") for i in range(workers)]
     for p in procs:

@@ -19,7 +19,7 @@ from scalelab.data import load_dataset
 from scalelab.errors import SearchError
 from scalelab.search.config import StudyConfig, config_from_dict
 from scalelab.search.kinds import Plan
-from scalelab.search.kinds.enumerated import POINT_ATTR
+from scalelab.search.kinds.enumerated import POINT_ATTR, REPLICATE_ATTR
 from scalelab.search.record import SCHEMA
 from scalelab.search.storage import display_url
 
@@ -57,23 +57,29 @@ def create_or_resume(storage: RDBStorage, name: str, config: StudyConfig, device
 
 
 def ensure_queued(study: optuna.Study, config: StudyConfig) -> int:
-    """Queue every planned network that no trial accounts for (never queued, or whose trials all failed
-    and ran out of retries), with its real parameters; returns how many were queued.
+    """Queue every replicate of every planned network that no trial accounts for (never queued, or whose
+    trials all failed and ran out of retries), with the network's real parameters; returns how many
+    were queued. Resuming with more ``seeds`` queues the new replicates and keeps the finished ones.
 
     Called by the process that owns the study, not by every worker: two workers doing it at once could
     both queue the same point.
     """
     params = config.study_kind.queue(config, read_plan(study))
-    covered = {point_of(t) for t in study.get_trials(deepcopy=False, states=LIVE)}
-    missing = [i for i in range(len(params)) if i not in covered]
-    for i in missing:
-        study.enqueue_trial(params[i], user_attrs={POINT_ATTR: i}, skip_if_exists=False)
+    covered = {(point_of(t), replicate_of(t)) for t in study.get_trials(deepcopy=False, states=LIVE)}
+    missing = [(i, r) for r in range(config.seeds) for i in range(len(params)) if (i, r) not in covered]
+    for i, r in missing:
+        study.enqueue_trial(params[i], user_attrs={POINT_ATTR: i, REPLICATE_ATTR: r}, skip_if_exists=False)
     return len(missing)
 
 
 def point_of(trial: FrozenTrial) -> int | None:
     """The plan index of the network a trial trains (None for baseline-search trials)."""
     return trial.user_attrs.get(POINT_ATTR)
+
+
+def replicate_of(trial: FrozenTrial) -> int:
+    """Which replicate of its network a trial trains (0 for trials made before replicates existed)."""
+    return trial.user_attrs.get(REPLICATE_ATTR, 0)
 
 
 def load(storage: RDBStorage, name: str) -> optuna.Study:

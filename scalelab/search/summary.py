@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
+from scipy import stats
 
 from scalelab.files import confined
 from scalelab.search.config import RunOptions, StudyConfig
-from scalelab.search.record import TrialRecord, study_records
+from scalelab.search.record import CONVERGED_GAIN, TrialRecord, study_records
 from scalelab.search.study import read_plan
 
 
@@ -30,9 +32,52 @@ class Summary:
 
 
 def summarise(study: optuna.Study, config: StudyConfig, options: RunOptions) -> Summary:
-    """The kind's summary; result files go under ``<run_dir>/<study>/`` unless ``options.out``."""
+    """The kind's summary and what limits it (networks at chance, not converged); result files go under
+    ``<run_dir>/<study>/`` unless ``options.out``."""
     out_dir = confined(options.run_dir, study.study_name)
-    return config.study_kind.summary(study, config, read_plan(study), study_records(study), out_dir, options.out)
+    records = study_records(study)
+    summary = config.study_kind.summary(study, config, read_plan(study), records, out_dir, options.out)
+    notes = caveats(records, config)
+    summary.lines += notes
+    summary.data["caveats"] = notes
+    return summary
+
+
+def caveats(records: list[TrialRecord], config: StudyConfig) -> list[str]:
+    """What a reader must know before trusting the study: networks within noise of chance (all of them:
+    no best network, and which budget to raise) and networks still improving when their budget ran out."""
+    results = network_results(records)
+    if not results:
+        return []
+    lines = []
+    chance = [n for n in results if all(r.at_chance for r in _replicates(records, n))]
+    budget = f"--epochs (now {config.train.epochs:g} per trial)" + (
+        f" and --max-images (now {config.train.max_images:,})" if config.train.max_images else "") + (
+        f" and --max-seconds (now {config.train.max_seconds:g} s: on a busy machine fewer images fit)"
+        if config.train.max_seconds else "")
+    if len(chance) == len(results):
+        r = results[0].first
+        lines.append(f"Warning: all {len(results)} networks trained are within noise of chance ({r.chance:.1%} for "
+                     f"{r.spec.num_classes} classes): no network is best and no difference between them means "
+                     f"anything. Raise the training budget: {budget}.")
+    elif chance:
+        lines.append(f"Warning: {len(chance)} of {len(results)} networks are within noise of chance "
+                     f"({', '.join(n.first.spec.name for n in chance[:4])}{', ...' if len(chance) > 4 else ''}); "
+                     "`scalelab results` marks them (at_chance).")
+    rising = [n for n in results if n.first.converged is False]
+    unknown = [n for n in results if n.first.converged is None]
+    if rising:
+        lines.append(f"Not converged: {len(rising)} of {len(results)} networks still gained more than "
+                     f"{100 * CONVERGED_GAIN:g} points of validation accuracy in their last epoch; their accuracy "
+                     f"is not what they would reach. Raise {budget.split(' (')[0]} to compare converged networks.")
+    if unknown:
+        lines.append(f"Convergence not measured for {len(unknown)} of {len(results)} networks (one evaluation "
+                     "each); train for two or more epochs to see whether they had levelled off.")
+    return lines
+
+
+def _replicates(records: list[TrialRecord], n: NetworkResult) -> list[TrialRecord]:
+    return [r for r in records if r.finished and r.spec.name == n.first.spec.name]
 
 
 def states(records: list[TrialRecord]) -> str:
@@ -41,38 +86,74 @@ def states(records: list[TrialRecord]) -> str:
     return ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trial recorded"
 
 
+@dataclass(frozen=True)
+class NetworkResult:
+    """A network's complete replicates: ``first`` (its first trial), their count, mean validation
+    accuracy and the 95% t interval of the mean (None with one replicate)."""
+
+    first: TrialRecord
+    n: int
+    mean: float
+    interval: tuple[float, float] | None
+
+    def accuracy(self) -> str:
+        """'61.20%' or '61.20% (57.9 to 64.5%, 3 seeds)'."""
+        if self.interval is None:
+            return f"{self.mean:.2%}"
+        lo, hi = self.interval
+        return f"{self.mean:.2%} ({100 * lo:.1f} to {100 * hi:.1f}%, {self.n} seeds)"
+
+
+def network_results(records: list[TrialRecord], level: float = 0.95) -> list[NetworkResult]:
+    """One result per network (by spec name), over its complete replicates, in first-trial order."""
+    groups: dict[str, list[TrialRecord]] = {}
+    for r in records:
+        if r.finished:
+            groups.setdefault(r.spec.name, []).append(r)
+    out = []
+    for group in groups.values():
+        acc = np.array([r.outcome.val_acc for r in group])
+        interval = None
+        if len(acc) > 1:
+            half = stats.t.ppf(0.5 + level / 2, len(acc) - 1) * acc.std(ddof=1) / np.sqrt(len(acc))
+            interval = (max(0.0, acc.mean() - half), min(1.0, acc.mean() + half))  # accuracies are fractions
+        out.append(NetworkResult(group[0], len(acc), float(acc.mean()), interval))
+    return out
+
+
 def network_table(study: optuna.Study, records: list[TrialRecord], best: TrialRecord | None) -> Summary:
-    """Every finished network of a family or sweep, by dimension and FLOPs."""
-    done = sorted((r for r in records if r.finished), key=lambda r: (str(r.point.dimension), r.cost.flops))
+    """Every finished network of a family or sweep, by dimension and FLOPs (means over replicates)."""
+    done = sorted(network_results(records), key=lambda n: (str(n.first.point.dimension), n.first.cost.flops))
     lines = [f"Study {study.study_name}: {states(records)}",
              f"{'trial':>5}  {'model':<36} {'dimension':<10} {'K':>6} {'d':>6} {'w':>6} {'r':>6} {'px':>4} "
-             f"{'FLOPs (multiply-adds)':>22} {'val acc':>8}"]
-    for r in done:
-        p = r.point
+             f"{'FLOPs (multiply-adds)':>22}  val acc"]
+    for n in done:
+        r, p = n.first, n.first.point
         mults = " ".join(_num(v, ">6.3f") for v in (p.multiple, *p.scale))
         lines.append(f"{r.number:>5}  {r.spec.name:<36} {p.dimension or 'base':<10} {mults} "
-                     f"{r.spec.resolution:>4} {r.cost.flops:>22,} {r.outcome.val_acc:>8.2%}")
+                     f"{r.spec.resolution:>4} {r.cost.flops:>22,}  {n.accuracy()}")
     lines.append("K: planned FLOPs multiple of the base network; d, w, r: depth, width and resolution multipliers; "
-                 "px: input size in pixels.")
+                 "px: input size in pixels; val acc: mean over seeds with its 95% interval.")
     if best is not None:
-        lines.append(f"Most accurate: trial {best.number}, {best.spec.name}, val acc {best.outcome.val_acc:.2%}")
-    return Summary(lines, {"trials": [brief(r) for r in done], "best": brief(best) if best else None})
+        lines.append(f"Most accurate: {best.spec.name} (trial {best.number})")
+    return Summary(lines, {"networks": [_network(n) for n in done], "best": brief(best) if best else None})
 
 
 def comparison_table(study: optuna.Study, records: list[TrialRecord], best: TrialRecord | None) -> Summary:
-    """Table 2: the models, most accurate first, with their cost, speed and accuracy."""
-    done = sorted((r for r in records if r.finished), key=lambda r: (-r.outcome.val_acc, r.cost.flops, r.number))
+    """Table 2: the models, most accurate first, with their cost, speed and accuracy (means over seeds)."""
+    done = sorted(network_results(records), key=lambda n: (-n.mean, n.first.cost.flops, n.first.number))
     lines = [f"Study {study.study_name}: {states(records)}",
              f"{'trial':>5}  {'model':<28} {'px':>4} {'parameters':>12} {'FLOPs (multiply-adds)':>22} "
-             f"{'latency (ms)':>12} {'train images/s':>14} {'epochs':>6} {'val acc':>8} {'test acc':>8}"]
-    for r in done:
-        o = r.outcome
+             f"{'latency (ms)':>12} {'train images/s':>14} {'epochs':>6} {'test acc':>8}  val acc"]
+    for n in done:
+        r, o = n.first, n.first.outcome
         speed = f"{_num(r.cost.latency_ms, '>12.2f')} {_num(o.images_per_s, '>14,.0f')}"
         lines.append(f"{r.number:>5}  {r.spec.name:<28} {r.spec.resolution:>4} {r.cost.params:>12,} "
-                     f"{r.cost.flops:>22,} {speed} {_num(o.epochs, '>6.2f')} {o.val_acc:>8.2%} "
-                     f"{_num(o.test_acc, '>8.2%')}")
-    lines.append("Latency: one image (batch 1), median after warm-up; FLOPs per image at the input size (px).")
-    return Summary(lines, {"trials": [brief(r) for r in done], "best": brief(best) if best else None})
+                     f"{r.cost.flops:>22,} {speed} {_num(o.epochs, '>6.2f')} {_num(o.test_acc, '>8.2%')}  "
+                     f"{n.accuracy()}")
+    lines.append("Latency: one image (batch 1), median after warm-up; FLOPs per image at the input size (px); "
+                 "val acc: mean over seeds with its 95% interval; the other columns are the first seed's.")
+    return Summary(lines, {"networks": [_network(n) for n in done], "best": brief(best) if best else None})
 
 
 def brief(r: TrialRecord) -> dict[str, Any]:
@@ -80,6 +161,11 @@ def brief(r: TrialRecord) -> dict[str, Any]:
     return {"trial": r.number, "model": r.spec.name, "status": r.status.value, "val_acc": r.outcome.val_acc,
             "test_acc": r.outcome.test_acc, "params": r.cost.params, "flops": r.cost.flops,
             "latency_ms": r.cost.latency_ms, "point": r.point.to_dict() if r.point else None}
+
+
+def _network(n: NetworkResult) -> dict[str, Any]:
+    return {**brief(n.first), "replicates": n.n, "val_acc_mean": n.mean,
+            "val_acc_interval": list(n.interval) if n.interval else None}
 
 
 def _num(value: float | None, fmt: str) -> str:

@@ -5,6 +5,7 @@ ends."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import NoReturn
@@ -20,11 +21,11 @@ from scalelab.data import Splits, load_dataset, split_validation
 from scalelab.errors import TrainingError
 from scalelab.search.config import StudyConfig
 from scalelab.search.kinds import Values
+from scalelab.search.kinds.enumerated import REPLICATE_ATTR
 from scalelab.search.record import Outcome, Point, Provenance, Status, TrialCost, TrialRecord, write_record
 from scalelab.search.retry import TRANSIENT, with_retry
 from scalelab.search.study import read_plan
 from scalelab.train import EpochRecord, train
-
 
 RECORD_RETRY_S = 30.0
 """How long writing a finished trial's record waits out a failing storage."""
@@ -70,13 +71,16 @@ class Objective:
             latency = measure_latency(build(spec), spec.resolution, 1, device=self.device).median_ms
             c = TrialCost(c.params, c.flops, latency, c.train_memory_bytes)
         c, over = self.kind.over_cap(self.config, self.plan, spec, c, self.device)
+        replicate = trial.user_attrs.get(REPLICATE_ATTR, 0)
+        recipe = dataclasses.replace(self.config.train, seed=self.config.train.seed + replicate)
         trial_id = with_retry(lambda: self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number),
                               within_s=RECORD_RETRY_S)
-        record = _Recorder(self.storage, trial_id, trial, self.config, spec, c, point, str(self.device), started)
+        record = _Recorder(self.storage, trial_id, trial, self.config, spec, c, point, str(self.device), started,
+                           replicate, recipe.seed)
         if over is not None:
             record.stop(Status.OVER_CAP, over)
         try:
-            result = train(spec, self.splits, self.config.train, device=self.device,
+            result = train(spec, self.splits, recipe, device=self.device,
                            on_epoch=lambda r: self._on_epoch(trial, record, r),
                            evaluate_test=self.config.evaluate_test, progress=self.progress)
         except TrainingError as exc:
@@ -88,7 +92,8 @@ class Objective:
             raise
         self.check_alive()
         record.end(Status.COMPLETE, Outcome(val_acc=result.val_acc, test_acc=result.test_acc,
-                                            images_per_s=result.images_per_s, epochs=_epochs(record.curve)))
+                                            images_per_s=result.images_per_s, epochs=_epochs(record.curve),
+                                            val_images=len(self.splits.val[1])))
         return self.kind.values(self.config, self.plan, result.val_acc, c)
 
     def _on_epoch(self, trial: optuna.Trial, record: _Recorder, epoch: EpochRecord) -> None:
@@ -109,8 +114,9 @@ class _Recorder:
     """Collects one trial's curve and writes its record once, when the trial ends."""
 
     def __init__(self, storage: BaseStorage, trial_id: int, trial: optuna.Trial, config: StudyConfig,
-                 spec: NetworkSpec, c: TrialCost, point: Point | None, device: str, started: float) -> None:
-        self.storage, self.trial_id = storage, trial_id
+                 spec: NetworkSpec, c: TrialCost, point: Point | None, device: str, started: float,
+                 replicate: int, seed: int) -> None:
+        self.storage, self.trial_id, self.replicate, self.seed = storage, trial_id, replicate, seed
         self.trial, self.config, self.spec, self.cost, self.point = trial, config, spec, c, point
         self.device, self.started = device, started
         self.curve: list[EpochRecord] = []
@@ -121,8 +127,8 @@ class _Recorder:
         outcome = Outcome(**{**vars(outcome), "wall_s": time.perf_counter() - self.started})
         record = TrialRecord(study=self.trial.study.study_name, number=self.trial.number, kind=self.config.kind,
                              dataset=self.config.dataset, spec=self.spec, cost=self.cost, status=status,
-                             provenance=Provenance.here(self.device, self.config.train.seed), point=self.point,
-                             curve=tuple(self.curve), outcome=outcome, reason=reason)
+                             provenance=Provenance.here(self.device, self.seed), point=self.point,
+                             curve=tuple(self.curve), outcome=outcome, reason=reason, replicate=self.replicate)
         with_retry(lambda: write_record(self.storage, self.trial_id, record), within_s=RECORD_RETRY_S)
 
     def stop(self, status: Status, reason: str) -> NoReturn:

@@ -19,7 +19,7 @@ import torch
 
 from scalelab.arch.spec import NetworkSpec
 from scalelab.errors import SearchError
-from scalelab.search.record import TrialCost, Point, TrialRecord
+from scalelab.search.record import Point, TrialCost, TrialRecord
 
 if TYPE_CHECKING:
     from scalelab.search.config import StudyConfig
@@ -78,6 +78,8 @@ class StudyKind(Protocol):
     """Names of the sections of :mod:`scalelab.report.site` its study page shows, in order."""
     enumerated: ClassVar[bool]
     """True when the plan lists every network (queued once each); False for a sampled search."""
+    replicable: ClassVar[bool]
+    """Whether the study can train every network with several seeds (``seeds``)."""
 
     def plan(self, config: StudyConfig, num_classes: int, device: torch.device) -> Plan: ...
 

@@ -19,6 +19,7 @@ from scalelab.cost import cost, measure_latency, training_memory
 from scalelab.errors import SearchError
 from scalelab.files import write_text_atomic
 from scalelab.search.kinds import Plan, Values, register
+from scalelab.search.kinds.enumerated import best_network
 from scalelab.search.kinds.grid import MEDIAN_PRUNER_STARTUP
 from scalelab.search.record import TrialCost, TrialRecord
 from scalelab.search.space import suggest_spec
@@ -70,6 +71,7 @@ class Baseline:
     settings: ClassVar[type] = BaselineSettings
     report_sections: ClassVar[tuple[str, ...]] = ("pareto", "curves", "architecture", "models")
     enumerated: ClassVar[bool] = False
+    replicable: ClassVar[bool] = False
 
     def plan(self, config: StudyConfig, num_classes: int, device: torch.device) -> Plan:
         """The base network, T of the reward in absolute units, and the hard caps (multiples are of the
@@ -140,16 +142,14 @@ class Baseline:
         return config.search.trials
 
     def best(self, config: StudyConfig, plan: Plan, records: list[TrialRecord]) -> TrialRecord | None:
-        """Highest reward (Pareto searches: highest validation accuracy); ties go to the cheaper network,
-        then to the earlier trial."""
-        done = [r for r in records if r.finished]
+        """Highest reward (Pareto searches: highest validation accuracy); ties go to fewer FLOPs, then
+        to the earlier trial."""
 
-        def score(r: TrialRecord) -> tuple[float, float, int]:
+        def score(r: TrialRecord) -> float:
             value = self.values(config, plan, r.outcome.val_acc, r.cost)
-            first = value[0] if isinstance(value, tuple) else value
-            return first, -(r.cost.latency_ms or 0.0) - r.cost.flops, -r.number
+            return value[0] if isinstance(value, tuple) else value
 
-        return max(done, key=score, default=None)
+        return best_network(records, score)
 
     def name_parts(self, config: StudyConfig) -> list[str]:
         return [self.name, Path(config.base.name).stem, config.dataset]
@@ -159,6 +159,9 @@ class Baseline:
         from scalelab.search.summary import Summary, brief, states
 
         best = self.best(config, plan, records)
+        if best is None and any(r.finished for r in records):
+            return Summary([f"Study {study.study_name}: {states(records)}; no best network: every trained one is "
+                            "at chance"], {"best": None})
         if best is None:
             raise SearchError(f"no trial of study '{study.study_name}' finished training ({states(records)}); "
                               "raise --max-flops/--max-memory, or run more --trials")

@@ -5,6 +5,7 @@ multiple; phi; model), and validation accuracy as the one objective."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -15,7 +16,7 @@ from scalelab.arch.spec import NetworkSpec
 from scalelab.cost import cost
 from scalelab.errors import SearchError
 from scalelab.search.kinds import Plan, Planned
-from scalelab.search.record import TrialCost, Point, TrialRecord
+from scalelab.search.record import Point, TrialCost, TrialRecord
 
 if TYPE_CHECKING:
     from scalelab.search.config import StudyConfig
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 POINT_ATTR = "point"
 """User attribute of a queued trial: the index of its network in the plan."""
+REPLICATE_ATTR = "replicate"
+"""User attribute of a queued trial: which replicate (seed) of its network it trains."""
 
 
 class EnumeratedKind:
@@ -33,6 +36,7 @@ class EnumeratedKind:
     settings: ClassVar[type]
     report_sections: ClassVar[tuple[str, ...]]
     enumerated: ClassVar[bool] = True
+    replicable: ClassVar[bool] = True
 
     def params(self, planned: Planned) -> dict[str, float | str]:
         """The Optuna parameters that place ``planned`` in the study."""
@@ -77,12 +81,12 @@ class EnumeratedKind:
         return accuracy
 
     def total(self, config: StudyConfig, plan: Plan) -> int:
-        return len(plan.networks)
+        return len(plan.networks) * config.seeds
 
     def best(self, config: StudyConfig, plan: Plan, records: list[TrialRecord]) -> TrialRecord | None:
-        """Highest validation accuracy; ties go to fewer FLOPs, then to the earlier trial."""
-        done = [r for r in records if r.finished]
-        return max(done, key=lambda r: (r.outcome.val_acc, -r.cost.flops, -r.number), default=None)
+        """The network with the highest mean validation accuracy over its replicates; ties go to fewer
+        FLOPs, then to the earlier trial. Returns the network's first trial."""
+        return best_network(records, lambda r: r.outcome.val_acc)
 
     def name_parts(self, config: StudyConfig) -> list[str]:
         return [self.name, Path(config.base.name).stem, config.dataset]
@@ -92,6 +96,21 @@ class EnumeratedKind:
         from scalelab.search.summary import network_table
 
         return network_table(study, records, self.best(config, plan, records))
+
+
+def best_network(records: list[TrialRecord], score: Callable[[TrialRecord], float]) -> TrialRecord | None:
+    """The first trial of the network whose replicates score highest on average (finished trials only);
+    ties go to fewer FLOPs, then to the earlier trial. A network whose every replicate is at chance is
+    never best: None when all are."""
+    groups: dict[str, list[TrialRecord]] = {}
+    for r in records:
+        if r.finished:
+            groups.setdefault(r.spec.name, []).append(r)
+    groups = {k: g for k, g in groups.items() if not all(r.at_chance for r in g)}
+    if not groups:
+        return None
+    ranked = max(groups.values(), key=lambda g: (sum(map(score, g)) / len(g), -g[0].cost.flops, -g[0].number))
+    return ranked[0]
 
 
 def distributions(kind: EnumeratedKind, plan: Plan) -> dict[str, BaseDistribution]:

@@ -26,12 +26,13 @@ import torch
 
 from scalelab.arch.scaling import Scale, apply, growth
 from scalelab.arch.spec import NetworkSpec
-from scalelab.cost import Cost as NetworkCost, cost
+from scalelab.cost import Cost as NetworkCost
+from scalelab.cost import cost
 from scalelab.errors import SearchError
 from scalelab.files import write_text_atomic
 from scalelab.search.kinds import Plan, Planned, register
 from scalelab.search.kinds.enumerated import EnumeratedKind, dedupe, network_key
-from scalelab.search.record import TrialCost, Point, Status, TrialRecord
+from scalelab.search.record import Point, Status, TrialCost, TrialRecord
 from scalelab.search.targets import Target, parse_target
 from scalelab.units import si
 
@@ -170,8 +171,9 @@ class Grid(EnumeratedKind):
 
     def summary(self, study: optuna.Study, config: StudyConfig, plan: Plan, records: list[TrialRecord],
                 out_dir: Path, out: str | None) -> Summary:
-        from scalelab.search.summary import Summary
+        from scalelab.search.summary import Summary, network_results
 
+        means = {n.first.spec.name: n for n in network_results(records)}
         multiple = plan.facts["multiple"]
         by_abg = {(r.point.alpha, r.point.beta, r.point.gamma): r for r in records if r.point}
         lines = [f"Grid for {multiple:.3g}x the base network's {si(plan.base_flops, 'multiply-adds')}: "
@@ -180,7 +182,7 @@ class Grid(EnumeratedKind):
         for c in plan.facts["candidates"]:
             r = by_abg.get((c["alpha"], c["beta"], c["gamma"]))
             status = c["status"] if r is None or c["status"] != "train" else r.status.value
-            acc = f"{r.outcome.val_acc:.2%}" if r is not None and r.finished else "-"
+            acc = means[r.spec.name].accuracy() if r is not None and r.spec.name in means else "-"
             lines.append(f"{c['alpha']:>6g} {c['beta']:>6g} {c['gamma']:>6g} {c['predicted_ratio']:>11.3f} "
                          f"{c['measured_ratio']:>10.3f}  {status:<10} {acc}")
         statuses = [c["status"] for c in plan.facts["candidates"]]
@@ -200,7 +202,7 @@ class Grid(EnumeratedKind):
         if best is None:
             return Summary(lines, data)
         p = best.point
-        data.update(alpha=p.alpha, beta=p.beta, gamma=p.gamma, val_acc=best.outcome.val_acc,
+        data.update(alpha=p.alpha, beta=p.beta, gamma=p.gamma, val_acc=means[best.spec.name].mean,
                     measured_ratio=p.measured_ratio, predicted_ratio=p.predicted_ratio, flops=best.cost.flops,
                     aliases=[{"alpha": a.alpha, "beta": a.beta, "gamma": a.gamma} for a in p.aliases],
                     multiple=multiple, trial=best.number, dataset=best.dataset, base_spec=plan.base.to_dict())
@@ -208,6 +210,6 @@ class Grid(EnumeratedKind):
         write_text_atomic(path, json.dumps(data, indent=2) + "\n")
         also = "".join(f" (also alpha={a.alpha:g}, beta={a.beta:g}, gamma={a.gamma:g})" for a in p.aliases)
         lines += [f"Best: alpha={p.alpha:g}, beta={p.beta:g}, gamma={p.gamma:g}{also}: val acc "
-                  f"{best.outcome.val_acc:.2%}, measured FLOPs ratio {p.measured_ratio:.3f}x "
+                  f"{means[best.spec.name].accuracy()}, measured FLOPs ratio {p.measured_ratio:.3f}x "
                   f"(predicted {p.predicted_ratio:.3f}x)", f"Saved {path}"]
         return Summary(lines, data, [path])

@@ -1,0 +1,98 @@
+"""A study's plan before it runs (`scalelab plan FILE.toml`): the networks it would train and their FLOPs,
+the time it would take on this machine from a short measured throughput, and the smallest accuracy
+difference its replicates could resolve. Nothing is written to any storage."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import torch
+
+from scalelab.arch.spec import NetworkSpec
+from scalelab.data import load_dataset, split_validation
+from scalelab.search.config import StudyConfig
+from scalelab.search.summary import Summary
+from scalelab.train import train
+from scalelab.units import si
+
+SEED_SPREAD = 0.025
+"""Seed-to-seed standard deviation of validation accuracy assumed when the study has no replicates yet:
+2.5 points, measured on this project's short CIFAR-10 trials (four seeds of one network, README)."""
+PROBE_BATCHES = 8
+
+
+def preview(config: StudyConfig, device: torch.device, spread: float | None = None) -> Summary:
+    """The plan of ``config``'s study with time and resolution estimates; ``spread`` is the measured
+    seed-to-seed standard deviation of validation accuracy (fraction) when known."""
+    kind = config.study_kind
+    ds = load_dataset(config.dataset, config.data_dir)
+    splits = split_validation(ds, config.val_fraction, config.train.seed)
+    plan = kind.plan(config, len(ds.classes), device)
+    specs = [n.spec for n in plan.networks] or [plan.base]
+    trials = kind.total(config, plan)
+    images = config.train.image_budget(len(splits.train[1]))
+    measured = {s.name: _throughput(s, splits, config, device) for s in _extremes(specs, plan)}
+    rate = _interpolate(specs, plan, measured)
+    per_trial = {s.name: images / rate[s.name] for s in specs}
+    seeds = config.seeds
+    total_s = (sum(per_trial.values()) * seeds if plan.networks
+               else trials * sum(per_trial.values()) / len(per_trial))
+    sd = spread if spread is not None else SEED_SPREAD
+    detectable = (1.96 + 0.84) * sd * math.sqrt(2 / seeds)
+    lines = [f"{kind.name} study: {len(plan.networks) or 'sampled'} networks x {seeds} seeds = {trials} trials of "
+             f"{images:,.0f} training images each (budget: {config.train.epochs:g} epoch(s) of {len(splits.train[1]):,} "
+             f"images{f', at most {config.train.max_images:,}' if config.train.max_images else ''})",
+             f"{'network':<40} {'FLOPs (multiply-adds)':>22} {'px':>4} {'images/s':>9} {'s per trial':>11}"]
+    for s in specs:
+        c = next((n.cost.flops for n in plan.networks if n.spec.name == s.name), plan.base_flops)
+        mark = "" if s.name in measured else " (interpolated)"
+        lines.append(f"{s.name:<40} {c:>22,} {s.resolution:>4} {rate[s.name]:>9,.0f} {per_trial[s.name]:>11,.1f}{mark}")
+    lines += [f"Estimated time: {_duration(total_s)} on this machine ({device}, torch threads: "
+              f"{torch.get_num_threads()}, one worker; training only, from {PROBE_BATCHES} batches of each network "
+              "not marked interpolated)",
+              f"Smallest difference in validation accuracy two networks' means can resolve with {seeds} seed(s) each: "
+              f"{100 * detectable:.1f} points (95% level, 80% power, seed-to-seed spread {100 * sd:.1f} points"
+              f"{' measured in this study' if spread is not None else ', this project’s measured default'})"]
+    data: dict[str, Any] = {"trials": trials, "images_per_trial": images, "estimated_s": total_s,
+                            "detectable_difference": detectable, "seed_spread": sd,
+                            "networks": [{"name": s.name, "images_per_s": rate[s.name]} for s in specs]}
+    return Summary(lines, data)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _extremes(specs: list[NetworkSpec], plan) -> list[NetworkSpec]:
+    """The cheapest and the costliest network (throughput of the others is interpolated in FLOPs)."""
+    flops = {s.name: _flops(s, plan) for s in specs}
+    ordered = sorted(specs, key=lambda s: flops[s.name])
+    return [ordered[0]] if len(ordered) == 1 else [ordered[0], ordered[-1]]
+
+
+def _flops(spec: NetworkSpec, plan) -> int:
+    return next((n.cost.flops for n in plan.networks if n.spec.name == spec.name), plan.base_flops)
+
+
+def _interpolate(specs: list[NetworkSpec], plan, measured: dict[str, float]) -> dict[str, float]:
+    """Images/s of every network: measured ones as measured, others on the line through the measured
+    (log FLOPs, log images/s) points."""
+    points = sorted((math.log(_flops(s, plan)), math.log(measured[s.name])) for s in specs if s.name in measured)
+    out = {}
+    for s in specs:
+        if s.name in measured:
+            out[s.name] = measured[s.name]
+            continue
+        x = math.log(_flops(s, plan))
+        (x0, y0), (x1, y1) = points[0], points[-1]
+        slope = (y1 - y0) / (x1 - x0) if x1 != x0 else 0.0
+        out[s.name] = math.exp(y0 + slope * (x - x0))
+    return out
+
+
+def _throughput(spec: NetworkSpec, splits, config: StudyConfig, device: torch.device) -> float:
+    probe = dataclasses.replace(config.train, epochs=None, max_seconds=None,
+                                max_images=PROBE_BATCHES * config.train.batch_size)
+    return train(spec, splits, probe, device=device, progress=False).images_per_s
