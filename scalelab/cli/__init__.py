@@ -5,6 +5,7 @@ Commands live in one module per area; importing them registers them on :data:`ap
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -15,9 +16,19 @@ from scalelab.errors import ScalelabError
 
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback.
+
+    Exit codes: 0 done, 1 a user error (the line says what), 2 a bad flag, 130 interrupted by Ctrl-C,
+    143 stopped by SIGTERM (both after queueing the running trials again)."""
+    stopped: list[int] = []
+
+    def terminate(signum: int, frame: object) -> None:
+        stopped.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except typer.TyperException as exc:  # bad flags and values; typer raises its own click errors
         ctx = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
@@ -32,5 +43,15 @@ def main() -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except (KeyboardInterrupt, typer.Abort):
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+        _interrupted(bool(stopped))
+    if code == 130 or stopped:  # typer turns an interrupt into Exit(130), which it returns
+        _interrupted(bool(stopped))
+    if isinstance(code, int) and code:  # a command's typer.Exit(code), returned rather than raised
+        sys.exit(code)
+
+
+def _interrupted(by_sigterm: bool) -> None:
+    what = "stopped by SIGTERM" if by_sigterm else "interrupted"
+    typer.echo(f"{what}: running trials were queued again and finished ones are kept; re-run the same "
+               "command to resume", err=True)
+    sys.exit(128 + signal.SIGTERM if by_sigterm else 130)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import multiprocessing
+import os
+import signal
 import sys
 import threading
 import time
@@ -31,7 +33,7 @@ from scalelab.search.config import StudyConfig
 from scalelab.search.record import read_record
 from scalelab.search.retry import TRANSIENT, with_retry
 from scalelab.search.storage import MAX_RETRY, open_storage
-from scalelab.search.study import load, read_config
+from scalelab.search.study import LIVE, load, point_of, read_config, replicate_of
 from scalelab.search.trial import Objective, StorageLost
 from scalelab.units import si
 
@@ -61,7 +63,11 @@ def work(url: str, study_name: str, *, device: str = "auto", progress: bool = Tr
 
 
 def run_workers(url: str, study_name: str, workers: int, *, device: str = "auto", progress: bool = True) -> None:
-    """``workers`` processes on this machine (or this process alone when 1) work on the study."""
+    """``workers`` processes on this machine (or this process alone when 1) work on the study.
+
+    An interrupt (Ctrl-C, or SIGTERM turned into one by the CLI) is passed on to every worker, which
+    queues its trial again and exits. A worker killed outright (SIGKILL, out of memory) is survived: its
+    trial goes stale and is re-run by the others, or by this process once they are done."""
     if workers == 1:
         work(url, study_name, device=device, progress=progress)
         return
@@ -74,20 +80,29 @@ def run_workers(url: str, study_name: str, workers: int, *, device: str = "auto"
     try:
         for p in procs:
             p.join()
-    except KeyboardInterrupt:  # the workers got the same Ctrl-C: let them fail and requeue their trials
+    except KeyboardInterrupt:
         for p in procs:
-            p.join(timeout=30)
+            if p.is_alive():
+                os.kill(p.pid, signal.SIGINT)  # the terminal may have sent one already; workers ignore a second
+        for p in procs:
+            p.join(timeout=60)
             if p.is_alive():
                 p.terminate()
         raise
-    failed = [p.name for p in procs if p.exitcode != 0]
-    if failed:
-        raise SearchError(f"{', '.join(failed)} stopped with an error (see above); fix it and re-run the "
-                          "command to resume the study")
+    errors = [p.name for p in procs if p.exitcode and p.exitcode > 0]
+    if errors:
+        raise SearchError(f"{', '.join(errors)} stopped with an error (its message is above); fix it and re-run "
+                          "the command to resume the study")
+    killed = [f"{p.name} (signal {-p.exitcode})" for p in procs if p.exitcode and p.exitcode < 0]
+    if killed:
+        print(f"[{study_name}] warning: {', '.join(killed)} was killed; finishing its work in this process",
+              file=sys.stderr, flush=True)
+        work(url, study_name, device=device, progress=progress)
 
 
 def _worker_process(url: str, study_name: str, device: str, progress: bool, index: int, threads: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops a worker as Ctrl-C does
     torch.set_num_threads(threads)
     try:
         work(url, study_name, device=device, progress=progress, worker=index)
@@ -127,8 +142,9 @@ class _Worker:
     def _next(self) -> optuna.Trial | None:
         if self.kind.enumerated:
             return self._pop()
-        if self._count(FINISHED + (TrialState.RUNNING,)) >= self.total:
-            return None
+        failed = self._count((TrialState.FAIL,))
+        if self._count(FINISHED + (TrialState.RUNNING,)) + failed // (MAX_RETRY + 1) >= self.total:
+            return None  # a sampled network that failed MAX_RETRY + 1 times uses up one trial of the budget
         with _quiet():
             trial = self.study.ask()  # takes a queued (retried) trial first, else samples a new network
         self.storage.record_heartbeat(self._id(trial.number))
@@ -141,11 +157,24 @@ class _Worker:
             trial_id = self._id(frozen.number)
             self.storage.record_heartbeat(trial_id)
             try:
-                if self.storage.set_trial_state_values(trial_id, TrialState.RUNNING):
-                    return optuna.Trial(self.study, trial_id)
+                if not self.storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+                    continue
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue
+            if self._first_of_its_point(frozen):
+                return optuna.Trial(self.study, trial_id)
+            self.storage.set_trial_user_attr(trial_id, "reason", "a copy queued twice by commands started together; "
+                                                                 "the earlier copy trains this point")
+            self.storage.set_trial_state_values(trial_id, TrialState.FAIL)  # never retried: not the point's own
         return None
+
+    def _first_of_its_point(self, claimed: optuna.trial.FrozenTrial) -> bool:
+        """Whether the claimed trial is the lowest-numbered live trial of its (point, replicate). Commands
+        started together may both queue a point; deciding by the lowest number (waiting trials included)
+        means exactly one copy ever trains, whatever the order in which workers claim them."""
+        key = (point_of(claimed), replicate_of(claimed))
+        live = self.study.get_trials(deepcopy=False, states=LIVE)
+        return min(t.number for t in live if (point_of(t), replicate_of(t)) == key) == claimed.number
 
     def _run(self, trial: optuna.Trial) -> None:
         trial_id = self._id(trial.number)
@@ -161,10 +190,15 @@ class _Worker:
                     return
                 except optuna.TrialPruned:
                     with_retry(lambda: self.study.tell(trial, state=TrialState.PRUNED), within_s=within)
-                except BaseException:
-                    with_retry(lambda: self.study.tell(trial, state=TrialState.FAIL), within_s=within)
-                    self._requeue(trial_id)
+                except KeyboardInterrupt:
+                    with _ignoring_interrupts():  # a second Ctrl-C must not leave the trial RUNNING
+                        self._fail(trial, trial_id, within)
                     raise
+                except Exception as exc:  # an error in this trial: failed, queued again up to MAX_RETRY times
+                    self._fail(trial, trial_id, within)
+                    self._say(f"trial {trial.number} failed ({type(exc).__name__}: {exc}); "
+                              f"it is queued again at most {MAX_RETRY} times")
+                    return
                 else:
                     with_retry(lambda: self.study.tell(trial, values), within_s=within)
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -172,6 +206,10 @@ class _Worker:
                       f"{3 * self.config.heartbeat_s} s) and queued it again; this result is dropped")
             return
         self._report(with_retry(lambda: self.storage.get_trial(trial_id), within_s=STORAGE_OUTAGE_S))
+
+    def _fail(self, trial: optuna.Trial, trial_id: int, within: float) -> None:
+        with_retry(lambda: self.study.tell(trial, state=TrialState.FAIL), within_s=within)
+        self._requeue(trial_id)
 
     def _requeue(self, trial_id: int) -> None:
         """Queue a copy of a failed trial, as Optuna does for a stale one (retry history included)."""
@@ -199,6 +237,20 @@ class _Worker:
 
     def _id(self, number: int) -> int:
         return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+
+
+@contextlib.contextmanager
+def _ignoring_interrupts() -> Iterator[None]:
+    """SIGINT and SIGTERM wait while the block runs (main thread only, where signals are handled)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ interrupted while being created), ``plan`` (``Plan.to_dict()``) and ``schema`` (
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import optuna
@@ -45,13 +46,36 @@ def create_or_resume(storage: RDBStorage, name: str, config: StudyConfig, device
         kind = config.study_kind
         classes = load_dataset(config.dataset, config.data_dir).classes
         plan = kind.plan(config, len(classes), device)
-        study = optuna.create_study(storage=storage, study_name=name, directions=kind.directions(config))
+        try:
+            study = optuna.create_study(storage=storage, study_name=name, directions=kind.directions(config))
+        except optuna.exceptions.DuplicatedStudyError:  # another command created it a moment ago
+            return _resume_when_created(storage, name, config)
         with warnings.catch_warnings():  # metric names are flagged experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(kind.metric_names(config))
         study.set_user_attr("schema", SCHEMA)
         study.set_user_attr("plan", plan.to_dict())
         study.set_user_attr("settings", config.to_dict())
+    ensure_queued(study, config)
+    return study
+
+
+CREATION_WAIT_S = 120.0
+"""How long a command waits for another one that is creating the same study to finish."""
+
+
+def _resume_when_created(storage: RDBStorage, name: str, config: StudyConfig) -> optuna.Study:
+    deadline = time.monotonic() + CREATION_WAIT_S
+    while True:
+        attrs = {s.study_name: s for s in storage.get_all_studies()}[name].user_attrs
+        if "settings" in attrs:
+            break
+        if time.monotonic() > deadline:
+            raise SearchError(f"study '{name}' is being created by another command that has not finished in "
+                              f"{CREATION_WAIT_S:.0f} s; if that command died, re-run this one")
+        time.sleep(0.5)
+    _check_same(name, attrs, config, storage)
+    study = optuna.load_study(study_name=name, storage=storage)
     ensure_queued(study, config)
     return study
 

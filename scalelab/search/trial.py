@@ -6,6 +6,7 @@ ends."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from typing import NoReturn
@@ -29,6 +30,10 @@ from scalelab.train import EpochRecord, train
 
 RECORD_RETRY_S = 30.0
 """How long writing a finished trial's record waits out a failing storage."""
+
+
+class TrialFailed(Exception):
+    """The trial produced no usable result; its record is written and the worker counts it failed."""
 
 
 class TrialStopped(optuna.TrialPruned):
@@ -91,6 +96,10 @@ class Objective:
             record.end(Status.FAILED, reason=f"{type(exc).__name__}: {exc}".strip(": "))
             raise
         self.check_alive()
+        if not math.isfinite(result.val_acc):
+            reason = (f"validation accuracy is {result.val_acc} (an empty validation split?); raise --val-fraction")
+            record.end(Status.FAILED, reason=reason)
+            raise TrialFailed(reason)
         record.end(Status.COMPLETE, Outcome(val_acc=result.val_acc, test_acc=result.test_acc,
                                             images_per_s=result.images_per_s, epochs=_epochs(record.curve),
                                             val_images=len(self.splits.val[1])))
