@@ -241,47 +241,49 @@ def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig()
     amp = device.type == "cuda" if config.amp is None else config.amp
     bar = _ProgressLine(spec.name, enabled=progress)
     train_s = 0.0
-    while not budget.done(result.images_seen, train_s):
-        model.train()
-        epoch_start = time.perf_counter()
-        perm = torch.randperm(n, device=device, generator=generator)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
-        for start in range(0, n, config.batch_size):
-            idx = perm[start:start + config.batch_size]
-            if len(idx) < config.batch_size and start > 0:
-                break  # drop the ragged last batch: stable batch-norm statistics and shapes
-            frac = budget.fraction(result.images_seen, train_s + time.perf_counter() - epoch_start)
-            if frac >= 1.0:
-                break
-            for group in optimizer.param_groups:
-                group["lr"] = config.base_lr * _lr_factor(frac, config)
-            xb, yb = batch.train(x_train[idx]), y_train[idx]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = model(xb)
-                loss = loss_fn(logits.float(), yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(idx)
-            correct += (logits.argmax(1) == yb).sum()
-            seen += len(idx)
-            result.images_seen += len(idx)
-            if seen % (16 * config.batch_size) < config.batch_size:
-                _check_finite(loss_sum, spec.name, result.images_seen)
-            bar.update(result.images_seen / n, result.images_seen, train_s + time.perf_counter() - epoch_start)
-        train_s += time.perf_counter() - epoch_start
-        _check_finite(loss_sum, spec.name, result.images_seen)
-        record = EpochRecord(epoch=result.images_seen / n, images_seen=result.images_seen,
-                             train_loss=loss_sum.item() / max(seen, 1), train_acc=correct.item() / max(seen, 1),
-                             val_acc=evaluate(model, x_val, y_val, batch, config.eval_batch_size, amp),
-                             wall_s=time.perf_counter() - started)
-        result.curve.append(record)
-        bar.epoch(record, train_s)
-        if on_epoch is not None:
-            on_epoch(record)
-    bar.close()
+    try:  # the progress line is ended however training stops (pruned, diverged, interrupted)
+        while not budget.done(result.images_seen, train_s):
+            model.train()
+            epoch_start = time.perf_counter()
+            perm = torch.randperm(n, device=device, generator=generator)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            seen = 0
+            for start in range(0, n, config.batch_size):
+                idx = perm[start:start + config.batch_size]
+                if len(idx) < config.batch_size and start > 0:
+                    break  # drop the ragged last batch: stable batch-norm statistics and shapes
+                frac = budget.fraction(result.images_seen, train_s + time.perf_counter() - epoch_start)
+                if frac >= 1.0:
+                    break
+                for group in optimizer.param_groups:
+                    group["lr"] = config.base_lr * _lr_factor(frac, config)
+                xb, yb = batch.train(x_train[idx]), y_train[idx]
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    logits = model(xb)
+                    loss = loss_fn(logits.float(), yb)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach() * len(idx)
+                correct += (logits.argmax(1) == yb).sum()
+                seen += len(idx)
+                result.images_seen += len(idx)
+                if seen % (16 * config.batch_size) < config.batch_size:
+                    _check_finite(loss_sum, spec.name, result.images_seen)
+                bar.update(result.images_seen / n, result.images_seen, train_s + time.perf_counter() - epoch_start)
+            train_s += time.perf_counter() - epoch_start
+            _check_finite(loss_sum, spec.name, result.images_seen)
+            record = EpochRecord(epoch=result.images_seen / n, images_seen=result.images_seen,
+                                 train_loss=loss_sum.item() / max(seen, 1), train_acc=correct.item() / max(seen, 1),
+                                 val_acc=evaluate(model, x_val, y_val, batch, config.eval_batch_size, amp),
+                                 wall_s=time.perf_counter() - started)
+            result.curve.append(record)
+            bar.epoch(record, train_s)
+            if on_epoch is not None:
+                on_epoch(record)
+    finally:
+        bar.close()
     result.train_s = train_s
     result.val_acc = result.curve[-1].val_acc if result.curve else float("nan")
     if evaluate_test:

@@ -31,9 +31,11 @@ def models_list(as_json: JsonFlag = False) -> None:
         spec = get_preset(name)
         rows.append(dict(name=name, resolution_px=spec.resolution,
                          operators=sorted({st.block for st in spec.stages}),
-                         layers=sum(st.layers for st in spec.stages)))
-    text = "\n".join(f"{r['name']:<24} {r['resolution_px']:>4} px  {r['layers']:>3} layers  "
-                     f"{'+'.join(r['operators'])}" for r in rows)
+                         blocks=sum(st.layers for st in spec.stages),
+                         head_conv=bool(spec.head.channels), fully_connected=len(spec.head.hidden) + 1))
+    text = "\n".join(f"{r['name']:<24} {r['resolution_px']:>4} px  stem + {r['blocks']:>3} blocks + "
+                      f"{'1x1 conv + ' if r['head_conv'] else ''}{r['fully_connected']} FC  "
+                      f"{'+'.join(r['operators'])}" for r in rows)
     emit(rows, as_json, text)
 
 

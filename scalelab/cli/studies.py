@@ -64,6 +64,11 @@ _COEFF_FLAGS = [
 ]
 
 
+# Flags whose settings key is named otherwise (what error messages call them).
+SEARCH_FLAG_NAMES = {"search.target": "--target-flops", "search.targets": "--target-flops", "search.phis": "--phi-max",
+                     "search.alpha": "--alpha", "search.beta": "--beta", "search.gamma": "--gamma"}
+
+
 def _study_flags(*groups: list) -> Any:
     """Add shared flags to a study command; their given values reach it as the nested dict ``flags``
     (the shape of a study file), so flags override a file key by key."""
@@ -74,7 +79,7 @@ def _study_flags(*groups: list) -> Any:
 
     def decorate(func: Any) -> Any:
         sig = inspect.signature(func, eval_str=True)
-        own = [p for p in sig.parameters.values() if p.name != "flags"]
+        own = [p for p in sig.parameters.values() if p.name not in ("flags", "names")]
         extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                                    annotation=Annotated[Optional[kind], option])
                  for name, kind, option, _ in specs]
@@ -95,7 +100,8 @@ def _study_flags(*groups: list) -> Any:
                     table[where[-1]] = value
             if as_json:
                 flags.setdefault("progress", False)
-            summary = func(**kwargs, flags=flags)
+            names = {".".join(where): f"--{name.replace('_', '-')}" for name, _, _, where in specs}
+            summary = func(**kwargs, flags=flags, names={**SEARCH_FLAG_NAMES, **names})
             emit(summary.data, as_json, summary.text())
 
         command.__signature__ = sig.replace(parameters=own + extra)
@@ -158,6 +164,7 @@ def search_baseline_command(
     prune: Prune = None,
     out: Annotated[Optional[str], typer.Option(help="Best spec JSON (default: <run-dir>/<study>/best.json).")] = None,
     flags: Optional[dict] = None,
+    names: Optional[dict] = None,
 ) -> Any:
     """MnasNet-style search for a baseline network around a skeleton (see scalelab.search.space)."""
     from scalelab.search import run_kind
@@ -166,7 +173,9 @@ def search_baseline_command(
         raise ScalelabError("give --target-flops or --target-latency, not both")
     search = _given(trials=trials, objective=objective, cost=cost, target=target_flops or target_latency, w=w,
                     max_flops=max_flops, max_memory=max_memory, prune=prune)
-    return run_kind("baseline", _with(flags, search=search, out=out))
+    if target_latency:
+        names = {**names, "search.target": "--target-latency"}
+    return run_kind("baseline", _with(flags, search=search, out=out), names)
 
 
 @app.command("grid")
@@ -182,6 +191,7 @@ def grid_command(
     prune: Prune = None,
     out: Annotated[Optional[str], typer.Option(help="Coefficients JSON (default: <run-dir>/<study>/coefficients.json).")] = None,
     flags: Optional[dict] = None,
+    names: Optional[dict] = None,
 ) -> Any:
     """Grid search of alpha, beta, gamma with alpha*beta^2*gamma^2 = K (default 2x the baseline FLOPs)."""
     from scalelab.search import run_kind
@@ -189,7 +199,7 @@ def grid_command(
     search = _given(target=target_flops, alpha=_range(alpha, "alpha"), beta=_range(beta, "beta"),
                     gamma=_range(gamma, "gamma"), step=step, tolerance=tolerance,
                     measured_tolerance=measured_tolerance, prune=prune)
-    return run_kind("grid", _with(flags, search=search, out=out))
+    return run_kind("grid", _with(flags, search=search, out=out), names)
 
 
 @app.command("scale")
@@ -198,12 +208,13 @@ def scale_command(
     phi_max: Annotated[Optional[int], typer.Option(min=1, help="Train phi = 1..N (default 3).")] = None,
     target_flops: Annotated[Optional[list[str]], typer.Option(help="FLOPs targets instead of phis: 4x,8x or 800M (repeatable).")] = None,
     flags: Optional[dict] = None,
+    names: Optional[dict] = None,
 ) -> Any:
     """Train the compound-scaled family of a baseline: d, w, r = alpha^phi, beta^phi, gamma^phi."""
     from scalelab.search import run_kind
 
     search = _given(phis=list(range(1, phi_max + 1)) if phi_max else None, targets=_list(target_flops))
-    return run_kind("family", _with(flags, search=search))
+    return run_kind("family", _with(flags, search=search), names)
 
 
 @app.command("sweep")
@@ -212,13 +223,14 @@ def sweep_command(
     multiples: Annotated[Optional[list[str]], typer.Option(help="FLOPs multiples K (default 1,2,4,8).")] = None,
     dimensions: Annotated[Optional[list[str]], typer.Option(help="Of width, depth, resolution, compound (default all).")] = None,
     flags: Optional[dict] = None,
+    names: Optional[dict] = None,
 ) -> Any:
     """Width-only (w = sqrt K), depth-only (d = K), resolution-only (r = sqrt K) and compound scaling at
     matched FLOPs multiples K."""
     from scalelab.search import run_kind
 
     search = _given(multiples=_list(multiples, float), dimensions=_list(dimensions))
-    return run_kind("sweep", _with(flags, search=search))
+    return run_kind("sweep", _with(flags, search=search), names)
 
 
 @app.command("compare")
@@ -226,11 +238,12 @@ def sweep_command(
 def compare_command(
     models: Annotated[list[str], typer.Argument(help="Presets or spec JSON files.")],
     flags: Optional[dict] = None,
+    names: Optional[dict] = None,
 ) -> Any:
     """Train several networks under one recipe, recorded as a study of kind 'compare'."""
     from scalelab.search import run_kind
 
-    return run_kind("compare", _with(flags, search={"models": models}))
+    return run_kind("compare", _with(flags, search={"models": models}), names)
 
 
 @app.command("run")
@@ -240,11 +253,12 @@ def run_command(
     trials: Annotated[Optional[int], typer.Option(min=1, help="Trials to finish (baseline searches).")] = None,
     profile: Annotated[Optional[str], typer.Option(help="Budget profile of the file: smoke, cpu or gpu.")] = None,
     flags: Optional[dict] = None,
+    names: Optional[dict] = None,
 ) -> Any:
     """Run (or resume) the study a TOML file describes; flags override the file."""
     from scalelab.search import run_file
 
-    return run_file(study_file, _with(flags, search=_given(trials=trials)), profile)
+    return run_file(study_file, _with(flags, search=_given(trials=trials)), profile, names)
 
 
 @app.command("plan")

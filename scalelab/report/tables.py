@@ -54,11 +54,13 @@ def models_section(df: pd.DataFrame) -> Html:
                      f"{r.epochs:.3g}", f"{r.wall_s:,.0f}"])
     first_number = 3 if scaled else 2
     devices = ", ".join(sorted(set(map(str, df["device"]))))
+    speeds = [*(["Latency is the median time of one forward pass of one image (batch 1, after warm-up)"]
+                if has_latency else []),
+              *(["training speed counts images per second of training steps"] if has_speed else [])]
     how = (f"Validation accuracy is on the split held out from the training data; test accuracy, where "
            f"recorded, is on the dataset's separate test split. FLOPs count multiply-adds for one image at "
-           f"the model's input size. Latency is the median time of one forward pass of one image (batch "
-           f"1, after warm-up); training speed counts images per second of training steps. Both were "
-           f"measured on: {devices}.")
+           f"the model's input size."
+           + (f" {'; '.join(speeds)}; measured on: {devices}." if speeds else f" Trained on: {devices}."))
     return join([tag("h2", "Table 2: models, cost and accuracy"),
                  table(headers, rows, numeric=(1, *range(first_number, len(headers)))),
                  tag("p", how, class_="how")])

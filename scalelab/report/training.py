@@ -28,10 +28,12 @@ def curves_figure(df: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for row in df.itertuples():
         curve = pd.DataFrame(row.curve)
-        fig.add_trace(go.Scatter(x=curve["epoch"], y=100 * curve["val_acc"], mode="lines+markers",
+        fig.add_trace(go.Scatter(x=curve["epoch"], y=100 * curve["val_acc"],
+                                 mode="lines+markers" if len(curve) > 1 else "markers",
                                  name=cell(f"{row.model} (trial {row.trial})"), marker=dict(size=5),
                                  hovertemplate="epoch %{x}<br>%{y:.1f} % validation<extra>%{fullData.name}</extra>"))
     fig.update_layout(**LAYOUT)
-    fig.update_xaxes(title="epoch (passes over the training split)")
+    last = max((max(c["epoch"] for c in row.curve) for row in df.itertuples() if row.curve), default=1.0)
+    fig.update_xaxes(title="epoch (passes over the training split)", range=[0, 1.05 * last])
     fig.update_yaxes(title=VAL_ACC_AXIS)
     return fig

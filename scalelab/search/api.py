@@ -37,14 +37,15 @@ def run_study(config: StudyConfig, options: RunOptions | None = None) -> Summary
     return summarise(load(storage, name), config, options)
 
 
-def run_file(path: str | Path, overrides: dict[str, Any] | None = None, profile: str | None = None) -> Summary:
+def run_file(path: str | Path, overrides: dict[str, Any] | None = None, profile: str | None = None,
+             flag_names: dict[str, str] | None = None) -> Summary:
     """Run the study a TOML file describes, in budget ``profile`` if given, with ``overrides`` (flags) on top."""
-    return run_study(*build(load_study_file(path, profile), overrides, source=str(path)))
+    return run_study(*build(load_study_file(path, profile), overrides, source=str(path), flag_names=flag_names))
 
 
-def run_kind(kind: str, overrides: dict[str, Any]) -> Summary:
+def run_kind(kind: str, overrides: dict[str, Any], flag_names: dict[str, str] | None = None) -> Summary:
     """Run a study of ``kind`` described by flags alone (the `scalelab grid`, `sweep`, ... commands)."""
-    return run_study(*build({"kind": kind}, overrides, source="command line"))
+    return run_study(*build({"kind": kind}, overrides, source="command line", flag_names=flag_names))
 
 
 def join_study(study: str, storage: str | None = None, *, run_dir: str = "runs", device: str = "auto",

@@ -52,8 +52,11 @@ class BaseRef:
     resolution_px: int | None = None
 
     def resolve(self, num_classes: int) -> NetworkSpec:
-        return make_spec(self.name, num_classes=num_classes, resolution=self.resolution_px, depth=self.depth,
+        """The spec, named after its scaling when scaled (``efficientnet_b0_32-d0.5-w0.5``)."""
+        spec = make_spec(self.name, num_classes=num_classes, resolution=self.resolution_px, depth=self.depth,
                          width=self.width)
+        scaled = "".join(f"-{k}{v:g}" for k, v in (("d", self.depth), ("w", self.width)) if v != 1)
+        return dataclasses.replace(spec, name=spec.name + scaled) if scaled else spec
 
 
 @dataclass(frozen=True)
@@ -152,17 +155,21 @@ def load_study_file(path: str | Path, profile: str | None = None) -> dict[str, A
     return data
 
 
-def build(data: dict[str, Any], overrides: dict[str, Any] | None = None,
-          source: str = "settings") -> tuple[StudyConfig, RunOptions]:
+def build(data: dict[str, Any], overrides: dict[str, Any] | None = None, source: str = "settings",
+          flag_names: dict[str, str] | None = None) -> tuple[StudyConfig, RunOptions]:
     """Settings and run options from a study file's contents (``source`` names the file in messages),
     with ``overrides`` (same shape, from flags) on top. Unknown keys and wrong types are errors, so a
-    typo never silently falls back to a default."""
+    typo never silently falls back to a default. ``flag_names`` maps 'table.key' (or 'key') of an
+    override to the flag the user typed, for messages (default: --key)."""
     overrides = overrides or {}
     merged = _merge(data, overrides)
 
-    def flags(table: str | None) -> frozenset[str]:
+    def flags(table: str | None) -> dict[str, str]:
         given = overrides.get(table, {}) if table else overrides
-        return frozenset(given) if isinstance(given, dict) else frozenset()
+        if not isinstance(given, dict):
+            return {}
+        dotted = {key: f"{table}.{key}" if table else key for key in given}
+        return {key: (flag_names or {}).get(name, f"--{key.replace('_', '-')}") for key, name in dotted.items()}
 
     try:
         kind = get_kind(merged.pop("kind", None))

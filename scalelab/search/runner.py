@@ -121,6 +121,7 @@ class _Worker:
         self.study_id = storage.get_study_id_from_name(study.study_name)
         self.kind = config.study_kind
         self.total = self.kind.total(config, objective.plan)
+        self.walls: list[float] = []  # wall seconds of the trials this worker ran
 
     def run(self) -> int:
         ran = 0
@@ -220,13 +221,24 @@ class _Worker:
         r = read_record(t)
         if r is None:
             return
-        head = f"trial {t.number} ({self._count(FINISHED)}/{self.total} finished): {r.spec.name}: "
+        self.walls.append(r.outcome.wall_s)
+        finished = self._count(FINISHED)
+        head = f"trial {t.number} ({finished}/{self.total} finished{self._eta(finished)}): {r.spec.name}: "
         if not r.finished:
             self._say(head + f"{r.status.value}: {r.reason}")
         else:
             latency = f", {r.cost.latency_ms:.2f} ms batch-1 latency" if r.cost.latency_ms is not None else ""
             self._say(head + f"val acc {r.outcome.val_acc:.2%}, {si(r.cost.flops, 'multiply-adds')}{latency}, "
                              f"{r.outcome.wall_s:.1f} s")
+
+    def _eta(self, finished: int) -> str:
+        """', about 12 min left': the trials still to run at this worker's mean trial time, shared among
+        the workers now running (a rough guide: later networks may be larger)."""
+        left = self.total - finished
+        if left <= 0 or not self.walls:
+            return ""
+        seconds = sum(self.walls) / len(self.walls) * left / max(1, self._count((TrialState.RUNNING,)) + 1)
+        return f", about {seconds / 60:.0f} min left" if seconds >= 60 else f", about {seconds:.0f} s left"
 
     def _say(self, line: str) -> None:
         if self.progress:

@@ -47,7 +47,7 @@ def parse_target(text: str | float | Target, option: str) -> Target:
         else:
             target = Target(amount=parse_quantity(clean, option), text=clean)
     except (ValueError, ScalelabError) as exc:
-        raise SearchError(f"cannot read {option} '{text}'; write a multiple of the baseline such as 2x, "
+        raise SearchError(f"cannot read {option} '{text}'; write a multiple of the base network such as 2x, "
                           f"or an absolute amount such as 800M, 1.2G or 5ms") from exc
     value = target.multiple if target.multiple is not None else target.amount
     if not (math.isfinite(value) and value > 0):

@@ -11,16 +11,18 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Mapping
 from typing import Any
 
 from scalelab.errors import ScalelabError, SearchError
 from scalelab.search.targets import Target, parse_target
 
 
-def make(cls: type, values: Any, where: str, from_flags: frozenset[str] = frozenset()) -> Any:
+def make(cls: type, values: Any, where: str, from_flags: Mapping[str, str] | None = None) -> Any:
     """``cls(**values)`` after checking every key and value; ``where`` names the table in messages
     (for example ``studies/grid.toml: [search]``); keys in ``from_flags`` came from the command line and
-    are named as flags."""
+    are named by the flag given there."""
+    from_flags = from_flags or {}
     if not isinstance(values, dict):
         raise SearchError(f"{where} must be a table of settings, got {_given(values)}")
     names = [f.name for f in dataclasses.fields(cls) if f.init]
@@ -28,8 +30,7 @@ def make(cls: type, values: Any, where: str, from_flags: frozenset[str] = frozen
     if unknown:
         raise SearchError(f"{where}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(names)}")
     hints = typing.get_type_hints(cls)
-    checked = {key: convert(value, hints[key], f"command line: --{key.replace('_', '-')}" if key in from_flags
-                            else f"{where} {key}") for key, value in values.items()}
+    checked = {key: convert(value, hints[key], from_flags.get(key, f"{where} {key}")) for key, value in values.items()}
     try:
         return cls(**checked)
     except ScalelabError as exc:
