@@ -190,7 +190,69 @@ STORAGE = [
     Case("results --storage {w}/storages/valid.db --csv {w}/missing/t.csv", r"does not exist"),
 ]
 
-CASES: list[Case] = [*TRAIN, *COST, *FAMILY_MODELS_BENCH, *STORAGE]
+RUNS = "--run-dir {case}/runs --device cpu"
+GOOD_STUDY = """kind = "grid"
+dataset = "cifar10-mini"
+[base]
+name = "baseline_convnet"
+[train]
+epochs = 1
+"""
+STUDY = [
+    # study commands: refused before any storage is opened or study created
+    Case(f"grid {RUNS} --target-flops 2y", r"cannot read --target-flops '2y'"),
+    Case(f"grid {RUNS} --target-flops 5ms", r"the grid's target is FLOPs"),
+    Case(f"grid {RUNS} --alpha 2:1", r"alpha range must satisfy 0 < low <= high"),
+    Case(f"grid {RUNS} --alpha x:2", r"--alpha must be LOW:HIGH"),
+    Case(f"grid {RUNS} --step 0", r"--step must be positive"),
+    Case(f"grid {RUNS} --tolerance -1", r"tolerances non-negative"),
+    Case(f"grid {RUNS} --epochs inf", r"--epochs: expected a finite number"),
+    Case(f"grid {RUNS} --epochs nan", r"--epochs: expected a finite number"),
+    Case(f"grid {RUNS} --val-fraction 0", r"--val-fraction must be in \(0, 1\)"),
+    Case(f"grid {RUNS} --val-fraction 1.5", r"--val-fraction must be in \(0, 1\)"),
+    Case(f"grid {RUNS} --seed -1", r"seed must be an integer from 0"),
+    Case("run {case}/s1.toml", r"\[train\] lr: expected a finite number, got nan", files={"s1.toml": GOOD_STUDY + "lr = nan\n"}),
+    Case("run {case}/s2.toml", r"lr must be positive", files={"s2.toml": GOOD_STUDY + "lr = -1\n"}),
+    Case(f"grid {RUNS} --study ../../x", r"--study '../../x' would be written outside"),
+    Case(f"grid {RUNS} --study /tmp/elsewhere", r"--study '/tmp/elsewhere'"),
+    Case(f"grid {RUNS} --out {{w}}/missing/c.json", r"cannot write --out .*does not exist"),
+    Case(f"grid {RUNS} --storage postgresql://:@:x/", r"cannot read storage URL"),
+    Case(f"grid {RUNS} --storage {{w}}/storages/zero.db", r"zero.db is an empty file"),
+    Case("grid --run-dir {w}/afile --device cpu", r"afile is a file, not a folder"),
+    Case(f"grid {RUNS} --device tpu", r"unknown device 'tpu'"),
+    Case(f"grid {RUNS} --seeds 0", r"--seeds must be at least 1|Invalid value for '--seeds'"),
+    Case(f"sweep {RUNS} --multiples 0.5", r"sweep multiples must be numbers >= 1"),
+    Case(f"sweep {RUNS} --multiples 1,two", r"cannot read the list"),
+    Case(f"sweep {RUNS} --dimensions height", r"unknown dimension 'height'"),
+    Case(f"sweep {RUNS} --alpha 0.5", r"alpha must be a number >= 1"),
+    Case(f"scale {RUNS} --alpha 1 --beta 1 --gamma 1", r"must exceed 1 for the network to grow"),
+    Case(f"scale {RUNS} --coefficients {{w}}/missing.json", r"cannot read alpha, beta, gamma from"),
+    Case(f"search baseline {RUNS} --seeds 2", r"--seeds does not apply"),
+    Case(f"search baseline {RUNS} --cost speed", r"unknown cost 'speed'"),
+    Case(f"search baseline {RUNS} --objective best", r"unknown objective 'best'"),
+    Case(f"search baseline {RUNS} --target-flops 5ms", r"is a latency; use --cost latency"),
+    Case(f"search baseline {RUNS} --max-flops 5ms", r"--max-flops takes multiply-adds"),
+    Case(f"search baseline {RUNS} --target-flops 1x --target-latency 1x", r"not both"),
+    Case(f"search baseline {RUNS} --w nan", r"--w: expected a finite number"),
+    Case("run {w}/missing.toml", r"study file .*missing.toml does not exist"),
+    Case("run {case}/s3.toml", r"not valid TOML", files={"s3.toml": "kind = grid\n"}),
+    Case("run {case}/s4.toml --profile nope", r"has no profile 'nope'", files={"s4.toml": GOOD_STUDY}),
+    Case("run {case}/s5.toml", r"\[train\] lr: expected a number, got '1e-3' \(str\)",
+         files={"s5.toml": GOOD_STUDY + 'lr = "1e-3"\n'}),
+    Case("run {case}/s6.toml", r"\[train\]: unknown setting\(s\) lrate", files={"s6.toml": GOOD_STUDY + "lrate = 1\n"}),
+    Case("run {case}/s7.toml", r"\[search\] prune: expected true or false, got 'no'",
+         files={"s7.toml": GOOD_STUDY + '[search]\nprune = "no"\n'}),
+    Case("run {case}/s8.toml", r"\[base\] width: expected a number, got 'half'",
+         files={"s8.toml": GOOD_STUDY.replace('name = "baseline_convnet"', 'name = "baseline_convnet"\nwidth = "half"')}),
+    Case("run {case}/s9.toml", r"study kind must be one of", files={"s9.toml": GOOD_STUDY.replace('"grid"', '"gird"')}),
+    Case("run {case}/s10.toml", r"seeds: expected a whole number, got 2.5",
+         files={"s10.toml": GOOD_STUDY.replace('dataset =', 'seeds = 2.5\ndataset =')}),
+    Case("plan {w}/missing.toml", r"study file .*missing.toml does not exist"),
+    Case("worker --study none --storage {w}/storages/valid.db", r"no study 'none'"),
+    Case("migrate --storage {w}/storages/zero.db", r"zero.db is an empty file"),
+]
+
+CASES: list[Case] = [*TRAIN, *COST, *FAMILY_MODELS_BENCH, *STORAGE, *STUDY]
 
 
 # --- the prepared inputs ------------------------------------------------------------------------------------

@@ -128,4 +128,4 @@ def search_rewards(storage: str | BaseStorage) -> dict[str, tuple[float, float]]
 
 def _open(storage: str | BaseStorage) -> BaseStorage:
     """An existing storage from a URL or SQLite path (never creates one), or the storage given."""
-    return open_storage(storage_url(storage), create=False) if isinstance(storage, str) else storage
+    return open_storage(storage_url(storage), create=False, read_only=True) if isinstance(storage, str) else storage

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from scalelab.device import available_cores, load_warning, pick_device, threads_per_worker
+from scalelab.files import check_writable_file, confined
 from scalelab.search.config import (
     RunOptions,
     StudyConfig,
@@ -28,10 +29,13 @@ def run_study(config: StudyConfig, options: RunOptions | None = None) -> Summary
     ``options.workers`` processes, and summarise it."""
     options = options or RunOptions()
     device = pick_device(options.device)
-    _announce(device, options.workers, options.progress)
-    url = storage_url(options.storage, options.run_dir)
     name = options.study or default_study_name(config)
+    confined(options.run_dir, name, what="--study")  # its result files go under the run directory
+    if options.out:
+        check_writable_file(options.out, what="--out")
+    url = storage_url(options.storage, options.run_dir)
     storage = open_storage(url)
+    _announce(device, options.workers, options.progress)
     create_or_resume(storage, name, config, device)
     run_workers(url, name, options.workers, device=options.device, progress=options.progress)
     return summarise(load(storage, name), config, options)
@@ -52,8 +56,14 @@ def join_study(study: str, storage: str | None = None, *, run_dir: str = "runs",
                progress: bool = True, data_dir: str | None = None) -> int:
     """Work on an existing study (from any machine that reaches its storage) until it is done; returns
     the number of trials this worker ran."""
+    url = storage_url(storage, run_dir)
+    check = open_storage(url, create=False, read_only=True)
+    try:
+        load(check, study)  # a missing study is an error before anything starts
+    finally:
+        check.engine.dispose()
     _announce(pick_device(device), 1, progress)
-    return work(storage_url(storage, run_dir), study, device=device, progress=progress, data_dir=data_dir)
+    return work(url, study, device=device, progress=progress, data_dir=data_dir)
 
 
 def _announce(device: torch.device, workers: int, progress: bool) -> None:
