@@ -34,6 +34,14 @@ def test_migrate_converts_once_and_keeps_every_trial(old, tmp_path, monkeypatch,
     assert migrate_storage(storage_url(str(old))) == []  # already converted
     table = results_table(str(old))
     assert len(table) == 34 and set(table["status"]) == {"complete"}
+    # the split's size follows from the settings (10% of CIFAR-10's 5,000 images per class), as every
+    # accuracy confirms (a whole number of images): the seed runs are marked well above chance
+    sizes = table.groupby("study")["val_images"].unique().map(list).to_dict()
+    assert sizes == {"cifar10-grid-2x-cpu": [5000], "cifar10-sweeps-cpu": [5000], "seed-3class-sweeps-cpu": [1500],
+                     "seed-table2-cifar10-cpu": [5000], "seed-v1-vs-v2-cifar10-cpu": [5000]}
+    assert ((table["val_acc"] * table["val_images"]).sub((table["val_acc"] * table["val_images"]).round()).abs()
+            < 1e-6).all()
+    assert not table["at_chance"].astype(bool).any() and table["at_chance"].notna().all()
     grid = table[table["study"] == "cifar10-grid-2x-cpu"]
     assert len(grid) == 5 and grid["measured_ratio"].notna().all() and (grid["multiple"] == 2).all()
     best = grid[grid["best"]]
@@ -44,3 +52,12 @@ def test_migrate_converts_once_and_keeps_every_trial(old, tmp_path, monkeypatch,
                                      "--bootstrap", "20"])
     main()
     assert len(list((tmp_path / "r").glob("study-*.html"))) == 5
+
+
+def test_migrated_split_size_only_where_the_settings_and_every_accuracy_agree():
+    from scalelab.search.migrate import _val_images
+
+    assert _val_images({"dataset": "cifar10", "val_fraction": 0.1}, [0.4538, None]) == 5000
+    assert _val_images({"dataset": "cifar10-mini", "val_fraction": 0.04}, [0.1, 0.23]) == 100  # bundled: counted
+    assert _val_images({"dataset": "cifar10", "val_fraction": 0.1}, [0.4538, 0.12345]) is None  # not n/5000
+    assert _val_images({"dataset": "imagefolder:photos", "val_fraction": 0.1}, [0.5]) is None  # unknown size

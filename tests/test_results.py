@@ -3,6 +3,7 @@
 import optuna
 import pandas as pd
 import pytest
+from conftest import LEARNING_TRAIN_IMAGES
 from optuna.trial import TrialState
 
 from scalelab.analysis.results import COLUMNS, NUMERIC, complete, results_table, search_rewards
@@ -16,25 +17,26 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def storage_path(tiny_settings, tmp_path_factory):
-    """A storage holding a 2-trial sweep, a 1-model comparison, a 2-trial baseline search and a
-    memory-capped search whose one trial never trains, plus a pruned and a failed trial added to the sweep
-    from outside (no record)."""
-    tiny_study = {**tiny_settings, "run_dir": str(tmp_path_factory.mktemp("results"))}
-    run_study(*build({**tiny_study, "kind": "sweep", "study": "s",
+def storage_path(tiny_settings, learning_settings, tmp_path_factory):
+    """A storage holding a 2-trial sweep and a 2-trial baseline search that learned (well above chance),
+    a 1-model comparison on tiny settings (at chance), and a memory-capped search whose one trial never
+    trains, plus a pruned and a failed trial added to the sweep from outside (no record)."""
+    run_dir = str(tmp_path_factory.mktemp("results"))
+    tiny_study, learning_study = ({**s, "run_dir": run_dir} for s in (tiny_settings, learning_settings))
+    run_study(*build({**learning_study, "kind": "sweep", "study": "s",
                       "search": {"multiples": [1, 4], "dimensions": ["depth"]}}))
     run_study(*build({**tiny_study, "kind": "compare", "study": "c", "evaluate_test": True,
                       "search": {"models": ["baseline_convnet"]}}))
     skeleton = tmp_path_factory.mktemp("skeleton") / "tiny.json"
     skeleton.write_text(NetworkSpec(
-        name="tiny", stem=StemSpec(16, 3, 1), resolution=16, num_classes=10, head=HeadSpec(64),
-        stages=(StageSpec("mbconv", 1, 32, 1, 3, 4.0), StageSpec("mbconv", 1, 48, 2, 5, 4.0))).to_json())
-    run_study(*build({**tiny_study, "kind": "baseline", "study": "b", "base": {"name": str(skeleton)},
+        name="tiny", stem=StemSpec(8, 3, 1), resolution=16, num_classes=10, head=HeadSpec(32),
+        stages=(StageSpec("mbconv", 1, 16, 1, 3, 4.0), StageSpec("mbconv", 1, 24, 2, 3, 4.0))).to_json())
+    run_study(*build({**learning_study, "kind": "baseline", "study": "b", "base": {"name": str(skeleton)},
                       "search": {"trials": 2, "target": "1x", "max_flops": "10x", "prune": False}}))
     with pytest.raises(SearchError, match="no trial of study 'm' finished training"):
         run_study(*build({**tiny_study, "kind": "baseline", "study": "m", "base": {"name": str(skeleton)},
                           "search": {"trials": 1, "max_memory": "1K"}}))
-    path = f"{tiny_study['run_dir']}/scalelab.db"
+    path = f"{run_dir}/scalelab.db"
     study = optuna.load_study(study_name="s", storage=open_storage(f"sqlite:///{path}"))
     study.add_trial(optuna.create_trial(state=TrialState.PRUNED, user_attrs={"reason": "over --max-flops"}))
     study.add_trial(optuna.create_trial(state=TrialState.FAIL))
@@ -55,9 +57,9 @@ def test_one_row_per_recorded_trial_with_the_agreed_columns(storage_path):
     assert pd.isna(depth["alpha"]) and pd.isna(depth["phi"]) and depth["multiple"] == 4.0
     assert depth["predicted_ratio"] == 4.0 and depth["measured_ratio"] == pytest.approx(depth["flops"] / base["flops"])
     assert (base["multiple"], base["predicted_ratio"], base["measured_ratio"]) == (1.0, 1.0, 1.0)
-    assert depth["model"] == "baseline_convnet-depth4x" and depth["resolution_px"] == 16
+    assert depth["model"] == "baseline_convnet-w0.25-depth4x" and depth["resolution_px"] == 16
     assert depth["flops"] > base["flops"] and depth["status"] == "complete" and pd.isna(depth["reason"])
-    assert depth["spec"]["stages"][0]["layers"] == 4 and depth["curve"][-1]["images_seen"] == 64
+    assert depth["spec"]["stages"][0]["layers"] == 4 and depth["curve"][-1]["images_seen"] == LEARNING_TRAIN_IMAGES
     assert depth["val_acc"] == depth["curve"][-1]["val_acc"] and pd.isna(depth["test_acc"])
     assert depth["device"] == "cpu" and depth["dataset"] == "cifar10-mini" and depth["epochs"] > 0
     assert depth["seed"] == 0 and depth["threads"] >= 1 and depth["wall_s"] > 0
@@ -74,7 +76,10 @@ def test_one_row_per_recorded_trial_with_the_agreed_columns(storage_path):
 def test_best_is_marked_once_per_study_by_the_kinds_definition(storage_path):
     table = results_table(storage_path)
     assert table["best"].dtype == bool
-    assert table.groupby("study")["best"].sum().to_dict() == {"b": 1, "c": 1, "m": 0, "s": 1}
+    assert table.groupby("study")["best"].sum().to_dict() == {"b": 1, "c": 0, "m": 0, "s": 1}
+    trained = complete(table)
+    at_chance = trained.groupby("study")["at_chance"].agg(lambda a: set(a.astype(bool))).to_dict()
+    assert at_chance == {"b": {False}, "c": {True}, "s": {False}}  # c, all at chance, names no best network
     sweep = table[table["study"] == "s"]
     top = sweep[sweep["val_acc"] == sweep["val_acc"].max()].sort_values(["flops", "trial"]).iloc[0]
     assert sweep[sweep["best"]]["trial"].tolist() == [top["trial"]]  # most accurate, then fewer FLOPs
@@ -111,4 +116,4 @@ def test_report_site_from_the_recorded_studies(storage_path, tmp_path):
     assert names == ["index.html", "plotly.min.js", "study-b.html", "study-c.html", "study-s.html"]  # m: none trained
     page = (tmp_path / "site" / "study-b.html").read_text()
     assert "Pareto" in page and "the search&#x27;s own target" in page
-    assert "baseline_convnet-depth4x" in (tmp_path / "site" / "study-s.html").read_text()
+    assert "baseline_convnet-w0.25-depth4x" in (tmp_path / "site" / "study-s.html").read_text()

@@ -35,8 +35,8 @@ def run_study(config: StudyConfig, options: RunOptions | None = None) -> Summary
         check_writable_file(options.out, what="--out")
     url = storage_url(options.storage, options.run_dir)
     storage = open_storage(url)
-    _announce(device, options.workers, options.progress)
     create_or_resume(storage, name, config, device)
+    _announce(device, options.workers, options.progress)
     run_workers(url, name, options.workers, device=options.device, progress=options.progress)
     return summarise(load(storage, name), config, options)
 

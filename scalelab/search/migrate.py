@@ -10,9 +10,11 @@ change, so records are inserted with SQL into Optuna's own attribute tables, in 
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from typing import Any
 
+import numpy as np
 import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage
@@ -39,6 +41,10 @@ from scalelab.search.storage import open_storage
 from scalelab.train import EpochRecord
 
 _OLD_POINT_KEYS = ("dimension", "alpha", "beta", "gamma", "phi", "multiple", "predicted_ratio", "measured_ratio")
+_TRAIN_PER_CLASS = {"cifar10": (10, 5000), "cifar10-3class": (3, 5000), "cifar100": (100, 500),
+                    "cifar100-coarse": (20, 2500)}
+"""(classes, training images per class) of the fixed datasets whose files are not bundled: enough to know
+their validation split's size without reading them."""
 
 
 def migrate_storage(url: str) -> list[str]:
@@ -83,9 +89,10 @@ def _migrate_study(storage: RDBStorage, study: optuna.Study) -> None:
     plan = Plan(NetworkSpec.from_dict(base) if base else None, attrs.get("baseline_flops"), tuple(networks),
                 dict(attrs.get("resolved", {})))
     settings = new_settings(attrs["settings"])
+    val_images = _val_images(settings, [t.user_attrs.get("val_acc") for t in trials])
     rows = []
     for t in trials:
-        record = _record(study.study_name, t, settings)
+        record = _record(study.study_name, t, settings, val_images)
         if record is None:
             continue
         user = {**dashboard_attrs(record), **({POINT_ATTR: t.params["point"]} if "point" in t.params else {})}
@@ -119,7 +126,30 @@ def _point(a: dict[str, Any]) -> Point:
     return Point(scale=scale, aliases=aliases, model=a.get("model"), **{k: a.get(k) for k in _OLD_POINT_KEYS})
 
 
-def _record(study: str, t: FrozenTrial, settings: dict[str, Any]) -> TrialRecord | None:
+def _val_images(settings: dict[str, Any], accuracies: list[float | None]) -> int | None:
+    """The size of the study's validation split (0.1 did not record it), where it follows cheaply from the
+    settings: ``val_fraction`` of each class, rounded as :func:`~scalelab.data.split_validation` does, of a
+    fixed dataset's known class sizes (or of the bundled cifar10-mini); confirmed by every recorded
+    accuracy being a whole number of those images. None otherwise (image folders, a mismatch): the
+    record then leaves at_chance unknown rather than guess."""
+    dataset, fraction = settings.get("dataset", "cifar10-mini"), settings.get("val_fraction", 0.1)
+    if dataset in _TRAIN_PER_CLASS:
+        classes, per_class = _TRAIN_PER_CLASS[dataset]
+        counts = [per_class] * classes
+    elif dataset == "cifar10-mini":
+        from scalelab.data.mini import load_cifar10_mini
+
+        counts = [int(n) for n in np.bincount(load_cifar10_mini().y_train)]
+    else:
+        return None
+    n = sum(round(c * fraction) for c in counts)
+    known = [a for a in accuracies if isinstance(a, (int, float)) and math.isfinite(a)]
+    if not n or any(abs(a * n - round(a * n)) > 1e-6 * n for a in known):
+        return None
+    return n
+
+
+def _record(study: str, t: FrozenTrial, settings: dict[str, Any], val_images: int | None) -> TrialRecord | None:
     a = t.user_attrs
     if "spec" not in a or t.state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
         return None
@@ -143,5 +173,6 @@ def _record(study: str, t: FrozenTrial, settings: dict[str, Any]) -> TrialRecord
         point=_point(a) if enumerated else None,
         curve=tuple(EpochRecord(**e) for e in a.get("curve", [])),
         outcome=Outcome(val_acc=a.get("val_acc"), test_acc=a.get("test_acc"), images_per_s=a.get("images_per_s"),
-                        epochs=a.get("epochs") or 0.0, wall_s=a.get("wall_s") or 0.0),
+                        epochs=a.get("epochs") or 0.0, wall_s=a.get("wall_s") or 0.0,
+                        val_images=val_images if a.get("val_acc") is not None else None),
         reason=reason)
