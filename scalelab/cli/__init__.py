@@ -20,13 +20,9 @@ def main() -> None:
 
     Exit codes: 0 done, 1 a user error (the line says what), 2 a bad flag, 130 interrupted by Ctrl-C,
     143 stopped by SIGTERM (both after queueing the running trials again)."""
-    stopped: list[int] = []
+    from scalelab.search.runner import stop_on_first_signal
 
-    def terminate(signum: int, frame: object) -> None:
-        stopped.append(signum)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
+    stopped, before = stop_on_first_signal()
     try:
         code = app(standalone_mode=False)
     except typer.TyperException as exc:  # bad flags and values; typer raises its own click errors
@@ -43,9 +39,12 @@ def main() -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except (KeyboardInterrupt, typer.Abort):
-        _interrupted(bool(stopped))
+        _interrupted(signal.SIGTERM in stopped)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
     if code == 130 or stopped:  # typer turns an interrupt into Exit(130), which it returns
-        _interrupted(bool(stopped))
+        _interrupted(signal.SIGTERM in stopped)
     if isinstance(code, int) and code:  # a command's typer.Exit(code), returned rather than raised
         sys.exit(code)
 

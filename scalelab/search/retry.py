@@ -10,8 +10,10 @@ from typing import TypeVar
 import optuna
 import sqlalchemy
 
-TRANSIENT = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
-"""Storage errors worth retrying: Optuna wraps the database's own errors in StorageInternalError."""
+TRANSIENT = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+             sqlalchemy.exc.InternalError, sqlalchemy.exc.PendingRollbackError, sqlalchemy.exc.DisconnectionError)
+"""Storage errors worth retrying (a lost connection, a server shutting down, a locked file); Optuna wraps
+the database's own errors in StorageInternalError. Integrity errors and the like are not retried."""
 T = TypeVar("T")
 
 

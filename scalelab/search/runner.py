@@ -102,7 +102,7 @@ def run_workers(url: str, study_name: str, workers: int, *, device: str = "auto"
 
 def _worker_process(url: str, study_name: str, device: str, progress: bool, index: int, threads: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops a worker as Ctrl-C does
+    stop_on_first_signal()  # SIGTERM stops a worker as Ctrl-C does
     torch.set_num_threads(threads)
     try:
         work(url, study_name, device=device, progress=progress, worker=index)
@@ -191,9 +191,8 @@ class _Worker:
                     return
                 except optuna.TrialPruned:
                     with_retry(lambda: self.study.tell(trial, state=TrialState.PRUNED), within_s=within)
-                except KeyboardInterrupt:
-                    with _ignoring_interrupts():  # a second Ctrl-C must not leave the trial RUNNING
-                        self._fail(trial, trial_id, within)
+                except KeyboardInterrupt:  # further signals are ignored (stop_on_first_signal) while requeueing
+                    self._fail(trial, trial_id, within)
                     raise
                 except Exception as exc:  # an error in this trial: failed, queued again up to MAX_RETRY times
                     self._fail(trial, trial_id, within)
@@ -251,18 +250,20 @@ class _Worker:
         return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
 
 
-@contextlib.contextmanager
-def _ignoring_interrupts() -> Iterator[None]:
-    """SIGINT and SIGTERM wait while the block runs (main thread only, where signals are handled)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
+def stop_on_first_signal() -> tuple[list[int], dict[int, object]]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt once; later ones are ignored, so that a second Ctrl-C
+    cannot cut short the queueing of the interrupted trial. Returns the signals received (filled in as
+    they come) and the handlers replaced (to restore)."""
+    received: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        received.append(signum)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    before = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    return received, before
 
 
 @contextlib.contextmanager
