@@ -11,7 +11,18 @@ import plotly.graph_objects as go
 from scalelab.analysis.compare import DimensionFit, compound_vs_single
 from scalelab.analysis.fit import Fit
 from scalelab.analysis.fit_forms import FORMS
-from scalelab.report.html import Html, cell, figure, flops, join, pct, points, table, tag
+from scalelab.analysis.results import network_means
+from scalelab.report.html import (
+    Html,
+    cell,
+    figure,
+    flops,
+    join,
+    pct,
+    points,
+    table,
+    tag,
+)
 from scalelab.report.style import COLORS, LAYOUT, VAL_ACC_AXIS, flops_axis
 from scalelab.units import si
 
@@ -38,10 +49,10 @@ def scaling_section(fits: dict[str, DimensionFit], *, level: float, gain: float)
         tag("p", "Saturation comes from the fitted curve (Fit.saturation): the FLOPs from which on doubling "
                  "the compute adds less than the stated gain in validation accuracy. Beyond the largest "
                  "measured FLOPs it is an extrapolation of the chosen form; the interval is the spread of "
-                 "the same point over the bootstrap refits. Curves are chosen among forms with a floor "
-                 "(pow3, pow4, mmf4) wherever a dimension has four or more FLOPs values; with fewer only "
-                 "pow2 fits, which never levels off, so no saturation point is given. Points further out "
-                 "than 100× the largest trial are not given as numbers.",
+                 "the same point over the bootstrap refits. A curve needs four or more FLOPs values; a dimension "
+                 "with fewer shows its points only, and no saturation point is given. A dimension whose "
+                 "accuracy shows no decreasing error is fitted flat (already saturated at its smallest trial). "
+                 "Points further out than 100× the largest trial are not given as numbers.",
             class_="how"),
     ])
 
@@ -86,6 +97,17 @@ def scaling_figure(fits: dict[str, DimensionFit], level: float) -> go.Figure:
             text=[cell(m) for m in pts["model"]], customdata=np.column_stack([pts["depth_mult"], pts["width_mult"], pts["resolution_mult"]]),
             hovertemplate="%{text}<br>d=%{customdata[0]:.2f}, w=%{customdata[1]:.2f}, r=%{customdata[2]:.2f}"
                           "<br>%{x:.3s} multiply-adds<br>%{y:.1f} % validation<extra></extra>"))
+        means = network_means(pts, level)
+        if (means["n"] > 1).any():  # replicates: each network's mean with its t interval
+            fig.add_trace(go.Scatter(
+                x=means["flops"], y=100 * means["val_acc_mean"], mode="markers", legendgroup=dim,
+                name=f"{dim} (mean of seeds, {100 * level:g} % interval)",
+                marker=dict(color=color, size=13, symbol="diamond", line=dict(color="black", width=1)),
+                error_y=dict(type="data", array=100 * (means["val_acc_upper"] - means["val_acc_mean"]).fillna(0),
+                             arrayminus=100 * (means["val_acc_mean"] - means["val_acc_lower"]).fillna(0),
+                             color=color, thickness=1.5),
+                text=[cell(f"{m}: {n} seeds") for m, n in zip(means["model"], means["n"])],
+                hovertemplate="%{text}<br>%{x:.3s} multiply-adds<br>mean %{y:.1f} % validation<extra></extra>"))
     all_flops = pd.concat([item.points["flops"] for item in fits.values()])
     fig.update_layout(**LAYOUT)
     fig.update_xaxes(**flops_axis(all_flops.min(), all_flops.max()))

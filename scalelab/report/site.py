@@ -13,11 +13,27 @@ import plotly.offline
 from scalelab.analysis.compare import fit_dimensions
 from scalelab.analysis.results import complete
 from scalelab.files import WriteError, write_bytes_atomic, write_text_atomic
-from scalelab.report.html import PLOTLY_JS, Html, flops, join, page, pct, slugs, table, tag
+from scalelab.report.html import (
+    PLOTLY_JS,
+    Html,
+    flops,
+    join,
+    page,
+    pct,
+    slugs,
+    table,
+    tag,
+)
 from scalelab.report.inputs import ReportError, ReportSettings, check_results
 from scalelab.report.scaling import compound_section, scaling_section
 from scalelab.report.search import grid_section, pareto_section
-from scalelab.report.tables import NO_BEST, architecture_section, best_row, models_section, speed_section
+from scalelab.report.tables import (
+    NO_BEST,
+    architecture_section,
+    best_row,
+    models_section,
+    speed_section,
+)
 from scalelab.report.training import curves_section
 from scalelab.search.kinds import StudyKind, get_kind
 from scalelab.units import si
@@ -126,8 +142,7 @@ def _settings(df: pd.DataFrame, kind: StudyKind, s: ReportSettings) -> Html:
         ("kind", f"{kind.name} ({kind.title})"),
         ("dataset", ", ".join(sorted(set(map(str, df["dataset"]))))),
         ("finished trials", len(df)),
-        ("best network", NO_BEST if best is None else
-         f"{best['model']}, trial {best['trial']}: {pct(best['val_acc'])} validation accuracy"),
+        ("best network", NO_BEST if best is None else _best_text(df, best)),
         ("FLOPs", f"{si(df['flops'].min())} to {flops(df['flops'].max())} per image"),
         ("input resolution", _span(df["resolution_px"], " px")),
         ("epochs per trial", _span(df["epochs"], "")),
@@ -149,6 +164,14 @@ def _settings(df: pd.DataFrame, kind: StudyKind, s: ReportSettings) -> Html:
                 f"FLOPs gains < {100 * s.saturation_gain:g} points")
         items.append(("curve fits", fits))
     return tag("dl", join(Html(f"{tag('dt', k)}{tag('dd', v)}") for k, v in items), class_="settings")
+
+
+def _best_text(df: pd.DataFrame, best: pd.Series) -> str:
+    """The best network and its validation accuracy (the mean over its seeds where it has several)."""
+    runs = df.loc[df["model"] == best["model"], "val_acc"]
+    if len(runs) == 1:
+        return f"{best['model']}, trial {best['trial']}: {pct(best['val_acc'])} validation accuracy"
+    return f"{best['model']}: {pct(runs.mean())} validation accuracy, mean of {len(runs)} seeds"
 
 
 def _span(values: pd.Series, unit: str) -> str:

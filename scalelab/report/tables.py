@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from scalelab.analysis.results import network_means
 from scalelab.arch.spec import NetworkSpec
 from scalelab.errors import SpecError
 from scalelab.report.html import Html, cell, figure, join, pct, table, tag
@@ -43,12 +44,19 @@ def models_section(df: pd.DataFrame) -> Html:
                "FLOPs (multiply-adds per image)", "input (px)", "validation accuracy",
                *(["test accuracy"] if has_test else []), *(["latency (ms)"] if has_latency else []),
                *(["training (images/s)"] if has_speed else []), "epochs", "training time (s)"]
+    means = network_means(df)
+    replicated = bool((means["n"] > 1).any())
+    if replicated:  # one row per network: the first seed's cost and speed, the mean accuracy over seeds
+        df = means.assign(val_acc=means["val_acc_mean"])
+        headers[headers.index("validation accuracy")] = "validation accuracy: mean over seeds (95% interval, seeds)"
     rows = []
     for r in df.sort_values("val_acc", ascending=False, kind="stable").itertuples():
+        accuracy = pct(r.val_acc) if not replicated else (
+            f"{pct(r.val_acc)} ({_maybe(r.val_acc_lower, pct)} to {_maybe(r.val_acc_upper, pct)}, {r.n})")
         scale = [f"{'base' if pd.isna(r.dimension) else r.dimension}: "
                  + ", ".join(_maybe(v, lambda x: f"{x:.2f}") for v in (r.depth_mult, r.width_mult, r.resolution_mult))] if scaled else []
         rows.append([r.model, r.trial, *scale, si(r.params), si(r.flops), r.resolution_px,
-                     pct(r.val_acc), *([_maybe(r.test_acc, pct)] if has_test else []),
+                     accuracy, *([_maybe(r.test_acc, pct)] if has_test else []),
                      *([_maybe(r.latency_ms, lambda v: f"{v:.2f}")] if has_latency else []),
                      *([_maybe(r.images_per_s, lambda v: f"{v:,.0f}")] if has_speed else []),
                      f"{r.epochs:.3g}", f"{r.wall_s:,.0f}"])
@@ -57,9 +65,9 @@ def models_section(df: pd.DataFrame) -> Html:
     speeds = [*(["Latency is the median time of one forward pass of one image (batch 1, after warm-up)"]
                 if has_latency else []),
               *(["training speed counts images per second of training steps"] if has_speed else [])]
-    how = (f"Validation accuracy is on the split held out from the training data; test accuracy, where "
-           f"recorded, is on the dataset's separate test split. FLOPs count multiply-adds for one image at "
-           f"the model's input size."
+    how = ("Validation accuracy is on the split held out from the training data; test accuracy, where "
+           "recorded, is on the dataset's separate test split. FLOPs count multiply-adds for one image at "
+           "the model's input size."
            + (f" {'; '.join(speeds)}; measured on: {devices}." if speeds else f" Trained on: {devices}."))
     return join([tag("h2", "Table 2: models, cost and accuracy"),
                  table(headers, rows, numeric=(1, *range(first_number, len(headers)))),
