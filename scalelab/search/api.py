@@ -18,6 +18,7 @@ from scalelab.search.config import (
     default_study_name,
     load_study_file,
 )
+from scalelab.search.retry import with_retry
 from scalelab.search.runner import run_workers, work
 from scalelab.search.storage import open_storage, storage_url
 from scalelab.search.study import create_or_resume, load
@@ -35,10 +36,10 @@ def run_study(config: StudyConfig, options: RunOptions | None = None) -> Summary
         check_writable_file(options.out, what="--out")
     url = storage_url(options.storage, options.run_dir)
     storage = open_storage(url)
-    create_or_resume(storage, name, config, device)
+    with_retry(lambda: create_or_resume(storage, name, config, device), within_s=60.0)  # a locked file waits
     _announce(device, options.workers, options.progress)
     run_workers(url, name, options.workers, device=options.device, progress=options.progress)
-    return summarise(load(storage, name), config, options)
+    return with_retry(lambda: summarise(load(storage, name), config, options), within_s=60.0)
 
 
 def run_file(path: str | Path, overrides: dict[str, Any] | None = None, profile: str | None = None,

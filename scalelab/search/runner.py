@@ -251,16 +251,17 @@ class _Worker:
 
 
 def stop_on_first_signal() -> tuple[list[int], dict[int, object]]:
-    """SIGINT and SIGTERM raise KeyboardInterrupt once; later ones are ignored, so that a second Ctrl-C
+    """SIGINT and SIGTERM raise KeyboardInterrupt once; later ones do nothing, so that a second Ctrl-C
     cannot cut short the queueing of the interrupted trial. Returns the signals received (filled in as
     they come) and the handlers replaced (to restore)."""
     received: list[int] = []
 
     def stop(signum: int, frame: object) -> None:
         received.append(signum)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_IGN)
-        raise KeyboardInterrupt
+        if len(received) == 1:
+            raise KeyboardInterrupt
+        # later signals do nothing (a no-op handler, not SIG_IGN: a signal already pending when the handler
+        # changed to SIG_IGN would raise "ignored due to race condition" in the middle of the clean-up)
 
     before = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     return received, before

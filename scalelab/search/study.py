@@ -35,9 +35,13 @@ def create_or_resume(storage: RDBStorage, name: str, config: StudyConfig, device
     anything is written.
     """
     existing = {s.study_name: s for s in storage.get_all_studies()}
-    if name in existing and "settings" not in existing[name].user_attrs and not _has_trials(storage, name):
-        optuna.delete_study(study_name=name, storage=storage)  # interrupted while being created
-        del existing[name]
+    if name in existing and "settings" not in existing[name].user_attrs:
+        settings = _settings_when_written(storage, name, CREATION_WAIT_S)  # another command may be creating it
+        if settings is None and not _has_trials(storage, name):
+            optuna.delete_study(study_name=name, storage=storage)  # interrupted while being created
+            del existing[name]
+        elif settings is not None:
+            existing[name] = next(s for s in storage.get_all_studies() if s.study_name == name)
     if name in existing:
         _check_same(name, existing[name].user_attrs, config, storage)
         study = optuna.load_study(study_name=name, storage=storage)
@@ -60,24 +64,33 @@ def create_or_resume(storage: RDBStorage, name: str, config: StudyConfig, device
     return study
 
 
-CREATION_WAIT_S = 120.0
-"""How long a command waits for another one that is creating the same study to finish."""
+CREATION_WAIT_S = 10.0
+"""How long a command waits for another one creating the same study to write its settings (written a
+moment after the study: planning happens before), before it takes the creation as interrupted."""
 
 
 def _resume_when_created(storage: RDBStorage, name: str, config: StudyConfig) -> optuna.Study:
-    deadline = time.monotonic() + CREATION_WAIT_S
-    while True:
-        attrs = {s.study_name: s for s in storage.get_all_studies()}[name].user_attrs
-        if "settings" in attrs:
-            break
-        if time.monotonic() > deadline:
-            raise SearchError(f"study '{name}' is being created by another command that has not finished in "
-                              f"{CREATION_WAIT_S:.0f} s; if that command died, re-run this one")
-        time.sleep(0.5)
+    attrs = _settings_when_written(storage, name, CREATION_WAIT_S)
+    if attrs is None:
+        raise SearchError(f"study '{name}' is being created by another command that has not finished in "
+                          f"{CREATION_WAIT_S:.0f} s; if that command died, re-run this one")
     _check_same(name, attrs, config, storage)
     study = optuna.load_study(study_name=name, storage=storage)
     ensure_queued(study, config)
     return study
+
+
+def _settings_when_written(storage: RDBStorage, name: str, wait_s: float) -> dict | None:
+    """The study's user attributes once its settings are there (they are written last), or None if they
+    do not appear within ``wait_s`` seconds (its creation was interrupted)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        attrs = next(s for s in storage.get_all_studies() if s.study_name == name).user_attrs
+        if "settings" in attrs:
+            return attrs
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.5)
 
 
 def ensure_queued(study: optuna.Study, config: StudyConfig) -> int:
