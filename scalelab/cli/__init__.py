@@ -13,6 +13,7 @@ import typer
 from scalelab.cli import comparisons, models, studies, training  # noqa: F401  (register the commands)
 from scalelab.cli._app import app
 from scalelab.errors import ScalelabError
+from scalelab.signals import SignalStop
 
 
 def main() -> None:
@@ -20,9 +21,7 @@ def main() -> None:
 
     Exit codes: 0 done, 1 a user error (the line says what), 2 a bad flag, 130 interrupted by Ctrl-C,
     143 stopped by SIGTERM (both after queueing the running trials again)."""
-    from scalelab.search.runner import stop_on_first_signal
-
-    stopped, before = stop_on_first_signal()
+    stop = SignalStop()
     try:
         code = app(standalone_mode=False)
     except typer.TyperException as exc:  # bad flags and values; typer raises its own click errors
@@ -39,12 +38,11 @@ def main() -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except (KeyboardInterrupt, typer.Abort):
-        _interrupted(signal.SIGTERM in stopped)
+        _interrupted(stop.by_sigterm)
     finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
-    if code == 130 or stopped:  # typer turns an interrupt into Exit(130), which it returns
-        _interrupted(signal.SIGTERM in stopped)
+        stop.restore()
+    if code == 130 or stop.received:  # typer turns an interrupt into Exit(130), which it returns
+        _interrupted(stop.by_sigterm)
     if isinstance(code, int) and code:  # a command's typer.Exit(code), returned rather than raised
         sys.exit(code)
 

@@ -35,6 +35,7 @@ from scalelab.search.retry import TRANSIENT, with_retry
 from scalelab.search.storage import MAX_RETRY, open_storage
 from scalelab.search.study import LIVE, load, point_of, read_config, replicate_of
 from scalelab.search.trial import Objective, StorageLost
+from scalelab.signals import SignalStop
 from scalelab.units import si
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -102,7 +103,7 @@ def run_workers(url: str, study_name: str, workers: int, *, device: str = "auto"
 
 def _worker_process(url: str, study_name: str, device: str, progress: bool, index: int, threads: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    stop_on_first_signal()  # SIGTERM stops a worker as Ctrl-C does
+    SignalStop()  # SIGTERM stops a worker as Ctrl-C does
     torch.set_num_threads(threads)
     try:
         work(url, study_name, device=device, progress=progress, worker=index)
@@ -191,7 +192,7 @@ class _Worker:
                     return
                 except optuna.TrialPruned:
                     with_retry(lambda: self.study.tell(trial, state=TrialState.PRUNED), within_s=within)
-                except KeyboardInterrupt:  # further signals are ignored (stop_on_first_signal) while requeueing
+                except KeyboardInterrupt:  # further signals are ignored (SignalStop) while requeueing
                     self._fail(trial, trial_id, within)
                     raise
                 except Exception as exc:  # an error in this trial: failed, queued again up to MAX_RETRY times
@@ -248,23 +249,6 @@ class _Worker:
 
     def _id(self, number: int) -> int:
         return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
-
-
-def stop_on_first_signal() -> tuple[list[int], dict[int, object]]:
-    """SIGINT and SIGTERM raise KeyboardInterrupt once; later ones do nothing, so that a second Ctrl-C
-    cannot cut short the queueing of the interrupted trial. Returns the signals received (filled in as
-    they come) and the handlers replaced (to restore)."""
-    received: list[int] = []
-
-    def stop(signum: int, frame: object) -> None:
-        received.append(signum)
-        if len(received) == 1:
-            raise KeyboardInterrupt
-        # later signals do nothing (a no-op handler, not SIG_IGN: a signal already pending when the handler
-        # changed to SIG_IGN would raise "ignored due to race condition" in the middle of the clean-up)
-
-    before = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    return received, before
 
 
 @contextlib.contextmanager
