@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from scalelab.cli import comparisons, models, studies, training  # noqa: F401  (register the commands)
+from scalelab.cli import bench, comparisons, models, studies, training  # noqa: F401  (register the commands)
 from scalelab.cli._app import app
 from scalelab.errors import ScalelabError
 from scalelab.signals import SignalStop

@@ -1,4 +1,4 @@
-"""`scalelab train`, `scalelab bench train`, `scalelab bench fit` and `scalelab bench curves`."""
+"""`scalelab train`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from scalelab.cli._app import JsonFlag, app, bench_app, emit
+from scalelab.cli._app import JsonFlag, app, emit
 
 
 @app.command("train")
@@ -73,103 +73,3 @@ def train_command(
                  f"({result.images_per_s:,.0f} images/s); {result.wall_s:.1f} s in all")
     text = "\n".join(lines)
     emit(record, as_json, text)
-
-
-@bench_app.command("train")
-def bench_train_command(
-    models: Annotated[Optional[list[str]], typer.Argument(help="Presets (default: baseline_convnet efficientnet_b0_32).")] = None,
-    dataset: Annotated[str, typer.Option(help="Dataset to read images from.")] = "cifar10-mini",
-    data_dir: Annotated[Optional[str], typer.Option(help="Data root.")] = None,
-    images: Annotated[int, typer.Option(min=1, help="Timed training images per loop.")] = 2048,
-    batch_size: Annotated[int, typer.Option(min=1)] = 128,
-    workers: Annotated[int, typer.Option(min=0, help="DataLoader workers of the reference loop (the tutorials use 2).")] = 2,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    as_json: JsonFlag = False,
-) -> None:
-    """Images/s of scalelab's trainer vs a tutorial-style DataLoader loop, and achieved model FLOP/s."""
-    from scalelab.arch.zoo import resolve
-    from scalelab.bench import bench_train, matmul_flops
-    from scalelab.cost import check_fits
-    from scalelab.data import load_dataset, split_validation
-    from scalelab.device import pick_device
-
-    dev = pick_device(device)
-    data = load_dataset(dataset, data_dir)
-    specs = [resolve(name, data.num_classes) for name in models or ["baseline_convnet", "efficientnet_b0_32"]]
-    for spec in specs:
-        check_fits(spec, batch_size=batch_size, training=True, device=dev)
-    splits = split_validation(data, 0.1, 0)
-    peak = matmul_flops(device=str(dev))
-    rows, lines = [], [f"device {dev}; dense fp32 matrix multiply: {peak / 1e9:,.1f} GFLOP/s"]
-    for spec in specs:  # every name is checked before the first benchmark runs
-        b = bench_train(spec, splits, images=images, batch_size=batch_size,
-                        workers=workers, device=str(dev))
-        rows.append(dict(model=b.model, batch_size=b.batch_size, scalelab_images_per_s=b.scalelab_images_per_s,
-                         scalelab_bf16_images_per_s=b.scalelab_bf16_images_per_s,
-                         reference_images_per_s=b.reference_images_per_s, speedup=b.speedup,
-                         flops_per_image_multiply_adds=b.flops_per_image,
-                         achieved_gflop_per_s=b.achieved_flops / 1e9, matmul_gflop_per_s=peak / 1e9))
-        bf16 = (f", bf16 autocast {b.scalelab_bf16_images_per_s:,.0f} images/s"
-                if b.scalelab_bf16_images_per_s is not None else "")
-        lines.append(f"{b.model} (batch {b.batch_size}): scalelab fp32 {b.scalelab_images_per_s:,.0f} images/s"
-                     f"{bf16}; reference (fp32) {b.reference_images_per_s:,.0f} images/s; best ratio "
-                     f"{b.speedup:.2f}x (fp32 alone {b.scalelab_images_per_s / b.reference_images_per_s:.2f}x); "
-                     f"model {b.achieved_flops / 1e9:,.1f} GFLOP/s at the best setting "
-                     f"({100 * b.achieved_flops / peak:.0f}% of fp32 matrix-multiply)")
-    emit(dict(device=str(dev), matmul_gflop_per_s=peak / 1e9, models=rows), as_json, "\n".join(lines))
-
-
-@bench_app.command("fit")
-def bench_fit_command(
-    file: Annotated[str, typer.Argument(help="CSV of learning curves (format: README, 'Scoring the fitter').")],
-    key: Annotated[str, typer.Option(help="Comma-separated columns that name a curve.")] = "Domain,Task,Model",
-    x: Annotated[str, typer.Option(help="Column of x (examples seen, compute, ...).")] = "Seen Examples",
-    y: Annotated[str, typer.Option(help="Column of y (a positive loss or error; lower is better).")] = "Loss",
-    train: Annotated[str, typer.Option(help="Column that is 1 for rows to fit, 0 for rows to predict.")] = "Training",
-    level: Annotated[float, typer.Option(help="Nominal coverage of the predictive intervals.")] = 0.95,
-    per_curve: Annotated[bool, typer.Option("--per-curve", help="Also print the score of every curve.")] = False,
-    as_json: JsonFlag = False,
-) -> None:
-    """Extrapolation error (log-RMSE), wins, interval coverage and CPU seconds per fit of scalelab's fitter
-    and two baselines (last value; E + A*x^-a in log space) on held-out rows of real curves."""
-    from scalelab.analysis.fit_bench import BenchError, format_summary, read_curves, score
-
-    if not 0.0 < level < 1.0:
-        raise typer.BadParameter("level must be between 0 and 1")
-    try:
-        curves = read_curves(file, key=[k.strip() for k in key.split(",") if k.strip()], x=x, y=y, train=train)
-    except BenchError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    rows, summary = score(curves, level=level)
-    text = f"{file}: {len(curves)} curves; fit on {train} = 1, predict {train} = 0\n" + format_summary(summary, level)
-    if per_curve:
-        wide = rows.pivot(index="curve", columns="method", values="log_rmse").reindex(rows["curve"].unique())
-        text += "\n\nlog-RMSE per curve\n" + wide.to_string(float_format=lambda v: f"{v:.4f}")
-        notes = rows[rows["note"].str.startswith("refused")]
-        if not notes.empty:
-            text += "\n\n" + "\n".join(f"{r.method} on {r.curve}: {r.note}" for r in notes.itertuples())
-    emit(dict(file=file, level=level, summary=summary.to_dict(orient="records"),
-              curves=rows.to_dict(orient="records")), as_json, text)
-
-
-@bench_app.command("curves")
-def bench_curves_command(
-    storage: Annotated[str, typer.Option(help="Results storage (SQLite file or database URL).")],
-    out: Annotated[str, typer.Option(help="CSV file to write, in the `bench fit` format.")],
-    x: Annotated[str, typer.Option(help="images_seen or epoch.")] = "images_seen",
-    fit_share: Annotated[float, typer.Option(help="Share of each curve's points to fit; the rest is predicted.")] = 0.6,
-) -> None:
-    """Write the per-evaluation validation-error curves of a results storage as a `bench fit` CSV."""
-    from pathlib import Path
-
-    from scalelab.analysis.fit_bench import BenchError, curves_csv
-
-    try:
-        table = curves_csv(storage, x=x, fit_share=fit_share)
-    except BenchError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    Path(out).write_text(table.to_csv(index=False))
-    n = table.groupby(["Domain", "Task"]).ngroups if not table.empty else 0
-    typer.echo(f"wrote {len(table)} rows, {n} curves with at least two evaluations, to {out}")
