@@ -3,12 +3,12 @@
 `bench_train` compares scalelab's trainer with a reference loop written the way the PyTorch tutorials
 do it: a ``Dataset`` that decodes one image at a time, per-image transforms, and a ``DataLoader``
 collating batches. Same model, batch size, optimizer and augmentation (random rotation, shift, zoom
-and flip), so the difference is the data path and the loop.
+and flip), so the difference is the data path and the loop. The loops run alternately in rounds and are
+compared by their per-round ratio (:mod:`scalelab.rounds`), the figure that holds on a busy machine.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -22,34 +22,52 @@ from scalelab.arch.build import build
 from scalelab.arch.spec import NetworkSpec
 from scalelab.cost import cost
 from scalelab.data import Splits
+from scalelab.rounds import DEFAULT_ROUNDS, Spread, alternate
 from scalelab.train import CIFAR_MEAN, CIFAR_STD, TrainConfig, train
 
 
 @dataclass(frozen=True)
 class TrainBench:
-    """Training images/s: scalelab's trainer in fp32 (the reference's precision) and with bfloat16
-    autocast (None where the device has no fast bfloat16), and the reference loop in fp32."""
+    """Training images/s in every round: scalelab's trainer in fp32 (the reference's precision) and with
+    bfloat16 autocast (None where the device has no fast bfloat16), the reference loop in fp32, and the
+    machine's dense fp32 matrix-multiply FLOP/s, all run alternately (:func:`scalelab.rounds.alternate`)."""
 
     model: str
     batch_size: int
-    scalelab_images_per_s: float
-    scalelab_bf16_images_per_s: float | None
-    reference_images_per_s: float
+    scalelab_images_per_s: tuple[float, ...]
+    scalelab_bf16_images_per_s: tuple[float, ...] | None
+    reference_images_per_s: tuple[float, ...]
+    matmul_flops: tuple[float, ...]
     flops_per_image: int  # forward multiply-adds
 
     @property
-    def best_images_per_s(self) -> float:
-        return max(self.scalelab_images_per_s, self.scalelab_bf16_images_per_s or 0.0)
+    def fp32_ratio(self) -> Spread:
+        """scalelab fp32 over the reference, per round."""
+        return Spread.ratio(self.scalelab_images_per_s, self.reference_images_per_s)
 
     @property
-    def speedup(self) -> float:
-        """Best scalelab setting over the reference."""
-        return self.best_images_per_s / self.reference_images_per_s
+    def bf16_ratio(self) -> Spread | None:
+        if self.scalelab_bf16_images_per_s is None:
+            return None
+        return Spread.ratio(self.scalelab_bf16_images_per_s, self.reference_images_per_s)
 
     @property
-    def achieved_flops(self) -> float:
-        """Model FLOP/s of the best setting: forward + backward ~ 3 forward passes, 2 FLOPs per MAC."""
-        return self.best_images_per_s * self.flops_per_image * 3 * 2
+    def best_setting(self) -> str:
+        """fp32 or bf16: the one with the higher median ratio."""
+        bf16 = self.bf16_ratio
+        return "bf16" if bf16 is not None and bf16.median > self.fp32_ratio.median else "fp32"
+
+    @property
+    def speedup(self) -> Spread:
+        """Best scalelab setting over the reference, per round."""
+        return self.bf16_ratio if self.best_setting == "bf16" else self.fp32_ratio
+
+    @property
+    def matmul_share(self) -> Spread:
+        """Model FLOP/s of the best setting over the dense matrix-multiply FLOP/s, per round; model FLOPs of a
+        training step ~ 3 forward passes (forward + backward), 2 FLOPs per multiply-add."""
+        best = self.scalelab_bf16_images_per_s if self.best_setting == "bf16" else self.scalelab_images_per_s
+        return Spread.ratio([v * self.flops_per_image * 3 * 2 for v in best], self.matmul_flops)
 
 
 def has_fast_bf16(device: str) -> bool:
@@ -77,22 +95,32 @@ def matmul_flops(n: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
     return 2 * n**3 / best
 
 
-def bench_train(spec: NetworkSpec, splits: Splits, *, images: int = 2048, batch_size: int = 128,
-                workers: int = 2, device: str = "cpu") -> TrainBench:
+def bench_train(spec: NetworkSpec, splits: Splits, *, images: int = 1024, batch_size: int = 128,
+                workers: int = 2, device: str = "cpu", rounds: int = DEFAULT_ROUNDS) -> TrainBench:
     """Images/s of scalelab's trainer (fp32, and bfloat16 autocast where fast) and of the tutorial-style
-    reference loop, each after a warm-up."""
-    def ours(amp: bool) -> float:
-        config = TrainConfig(epochs=math.inf, max_images=images, batch_size=batch_size, warmup=0.0, amp=amp)
-        warm = dataclasses.replace(config, max_images=2 * batch_size)
-        train(spec, splits, warm, device=device, progress=False)
+    reference loop, and the matrix-multiply FLOP/s, after one warm-up of each, in ``rounds`` alternating
+    rounds of ``images`` timed training images per loop."""
+    def ours(amp: bool, max_images: int = images) -> float:
+        config = TrainConfig(epochs=math.inf, max_images=max_images, batch_size=batch_size, warmup=0.0, amp=amp)
         return train(spec, splits, config, device=device, progress=False).images_per_s
 
-    fp32 = ours(amp=False)
-    bf16 = ours(amp=True) if has_fast_bf16(device) else None
-    ref = _reference_loop(spec, splits, images=images, batch_size=batch_size, workers=workers,
-                          device=device)
-    return TrainBench(model=spec.name, batch_size=batch_size, scalelab_images_per_s=fp32,
-                      scalelab_bf16_images_per_s=bf16, reference_images_per_s=ref,
+    def reference(max_images: int = images) -> float:
+        return _reference_loop(spec, splits, images=max_images, batch_size=batch_size, workers=workers,
+                               device=device)
+
+    loops = {"fp32": lambda: ours(amp=False)}
+    if has_fast_bf16(device):
+        loops["bf16"] = lambda: ours(amp=True)
+    loops["reference"] = reference
+    loops["matmul"] = lambda: matmul_flops(repeats=3, device=device)
+    ours(amp=False, max_images=2 * batch_size)  # warm-ups: kernels chosen, memory allocated once
+    if "bf16" in loops:
+        ours(amp=True, max_images=2 * batch_size)
+    reference(max_images=batch_size)
+    figures = alternate(loops, rounds)
+    return TrainBench(model=spec.name, batch_size=batch_size, scalelab_images_per_s=tuple(figures["fp32"]),
+                      scalelab_bf16_images_per_s=tuple(figures["bf16"]) if "bf16" in figures else None,
+                      reference_images_per_s=tuple(figures["reference"]), matmul_flops=tuple(figures["matmul"]),
                       flops_per_image=cost(spec).flops)
 
 

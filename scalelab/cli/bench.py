@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Annotated, Optional
 
 import typer
 
 from scalelab.cli._app import JsonFlag, bench_app, emit
+from scalelab.rounds import DEFAULT_ROUNDS, WIDE_SPREAD, Machine, Spread, warning
+
+Rounds = Annotated[int, typer.Option(min=1, help="Rounds of the compared loops, run alternately; the "
+                                      "median and range of their per-round ratio are reported.")]
 
 
 @bench_app.command("train")
@@ -14,15 +19,17 @@ def bench_train_command(
     models: Annotated[Optional[list[str]], typer.Argument(help="Presets (default: baseline_convnet efficientnet_b0_32).")] = None,
     dataset: Annotated[str, typer.Option(help="Dataset to read images from.")] = "cifar10-mini",
     data_dir: Annotated[Optional[str], typer.Option(help="Data root.")] = None,
-    images: Annotated[int, typer.Option(min=1, help="Timed training images per loop.")] = 2048,
+    images: Annotated[int, typer.Option(min=1, help="Timed training images per loop and round.")] = 1024,
     batch_size: Annotated[int, typer.Option(min=1)] = 128,
     workers: Annotated[int, typer.Option(min=0, help="DataLoader workers of the reference loop (the tutorials use 2).")] = 2,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    rounds: Rounds = DEFAULT_ROUNDS,
     as_json: JsonFlag = False,
 ) -> None:
-    """Images/s of scalelab's trainer vs a tutorial-style DataLoader loop, and achieved model FLOP/s."""
+    """Images/s of scalelab's trainer vs a tutorial-style DataLoader loop, and achieved model FLOP/s, as
+    medians of per-round ratios over alternating rounds."""
     from scalelab.arch.zoo import resolve
-    from scalelab.bench import bench_train, matmul_flops
+    from scalelab.bench import bench_train
     from scalelab.cost import check_fits
     from scalelab.data import load_dataset, split_validation
     from scalelab.device import pick_device
@@ -33,24 +40,49 @@ def bench_train_command(
     for spec in specs:
         check_fits(spec, batch_size=batch_size, training=True, device=dev)
     splits = split_validation(data, 0.1, 0)
-    peak = matmul_flops(device=str(dev))
-    rows, lines = [], [f"device {dev}; dense fp32 matrix multiply: {peak / 1e9:,.1f} GFLOP/s"]
-    for spec in specs:  # every name is checked before the first benchmark runs
-        b = bench_train(spec, splits, images=images, batch_size=batch_size,
-                        workers=workers, device=str(dev))
-        rows.append(dict(model=b.model, batch_size=b.batch_size, scalelab_images_per_s=b.scalelab_images_per_s,
-                         scalelab_bf16_images_per_s=b.scalelab_bf16_images_per_s,
-                         reference_images_per_s=b.reference_images_per_s, speedup=b.speedup,
-                         flops_per_image_multiply_adds=b.flops_per_image,
-                         achieved_gflop_per_s=b.achieved_flops / 1e9, matmul_gflop_per_s=peak / 1e9))
-        bf16 = (f", bf16 autocast {b.scalelab_bf16_images_per_s:,.0f} images/s"
-                if b.scalelab_bf16_images_per_s is not None else "")
-        lines.append(f"{b.model} (batch {b.batch_size}): scalelab fp32 {b.scalelab_images_per_s:,.0f} images/s"
-                     f"{bf16}; reference (fp32) {b.reference_images_per_s:,.0f} images/s; best ratio "
-                     f"{b.speedup:.2f}x (fp32 alone {b.scalelab_images_per_s / b.reference_images_per_s:.2f}x); "
-                     f"model {b.achieved_flops / 1e9:,.1f} GFLOP/s at the best setting "
-                     f"({100 * b.achieved_flops / peak:.0f}% of fp32 matrix-multiply)")
-    emit(dict(device=str(dev), matmul_gflop_per_s=peak / 1e9, models=rows), as_json, "\n".join(lines))
+    before = Machine.now()
+    benches = [bench_train(spec, splits, images=images, batch_size=batch_size, workers=workers,
+                           device=str(dev), rounds=rounds) for spec in specs]
+    after = Machine.now()
+    rows, warnings = [], []
+    lines = [f"device {dev}; torch uses {before.torch_threads} threads on {before.cores} cores; {rounds} rounds "
+             f"of {images:,} timed images per loop", _load_line(before, after)]
+    for b in benches:
+        per_round = {"scalelab_fp32": b.scalelab_images_per_s, "scalelab_bf16": b.scalelab_bf16_images_per_s,
+                     "reference": b.reference_images_per_s}
+        medians = {k: statistics.median(v) for k, v in per_round.items() if v is not None}
+        rows.append({"model": b.model, "batch_size": b.batch_size, "flops_per_image_multiply_adds": b.flops_per_image,
+                     "images_per_s_per_round": {k: list(v) for k, v in per_round.items() if v is not None},
+                     "images_per_s_median": medians,
+                     "matmul_gflop_per_s_per_round": [f / 1e9 for f in b.matmul_flops],
+                     "fp32_ratio": b.fp32_ratio.to_dict(),
+                     "bf16_ratio": b.bf16_ratio.to_dict() if b.bf16_ratio else None,
+                     "best_setting": b.best_setting, "best_ratio": b.speedup.to_dict(),
+                     "model_flops_over_matmul": b.matmul_share.to_dict()})
+        lines.append(f"{b.model} (batch {b.batch_size}, {b.flops_per_image / 1e6:,.1f} M multiply-adds per image), "
+                     "median images/s over the rounds: "
+                     + ", ".join(f"{k.replace('_', ' ')} {v:,.0f} images/s" for k, v in medians.items()))
+        lines.append(f"  scalelab fp32 / reference: {b.fp32_ratio.text('x')}")
+        if b.bf16_ratio is not None:
+            lines.append(f"  scalelab bf16 / reference: {b.bf16_ratio.text('x')}")
+        lines.append(f"  dense fp32 matrix multiply: {Spread(b.matmul_flops).scaled(1e-9).text(' GFLOP/s', ',.1f')}")
+        lines.append(f"  model FLOP/s ({b.best_setting}) / matrix-multiply FLOP/s: "
+                     f"{b.matmul_share.scaled(100).text('%', '.0f')}")
+        for what, spread in (("fp32", b.fp32_ratio), ("bf16", b.bf16_ratio)):
+            line = warning(f"{b.model}'s {what} ratio to the reference", spread) if spread else None
+            if line:
+                warnings.append(line)
+    emit({"device": str(dev), "rounds": rounds, "images_per_loop": images, "wide_spread": WIDE_SPREAD,
+          "machine_before": before.to_dict(), "machine_after": after.to_dict(), "models": rows,
+          "warnings": warnings}, as_json, "\n".join(lines + warnings))
+    if as_json:
+        for line in warnings:
+            typer.echo(line, err=True)
+
+
+def _load_line(before: Machine, after: Machine) -> str:
+    return (f"load average (1 / 5 / 15 min): {before.load_text()} before, {after.load_text()} after "
+            "(after includes this benchmark)")
 
 
 @bench_app.command("fit")
