@@ -81,3 +81,14 @@ def test_bench_train_cli_reports_rounds_load_and_threads(capsys, monkeypatch, tm
 def test_bench_train_refuses_zero_rounds_in_one_line(capsys, monkeypatch):
     code, _, err = _run(capsys, monkeypatch, "bench", "train", "--rounds", "0")
     assert code == 2 and "--rounds" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cost_latency_times_both_batches_in_alternating_rounds(capsys, monkeypatch):
+    code, out, err = _run(capsys, monkeypatch, "cost", "baseline_convnet", "--width", "0.125", "--resolution", "16",
+                          "--latency", "--batch-size", "4", "--rounds", "2", "--device", "cpu", "--json")
+    latency = json.loads(out)["latency"]
+    assert code == 0 and latency["rounds"] == 2 and [b["batch_size"] for b in latency["batches"]] == [1, 4]
+    one, four = (b["median_ms"]["rounds"] for b in latency["batches"])
+    assert latency["batch_gain"]["rounds"] == pytest.approx([4 * a / b for a, b in zip(one, four)])
+    assert {"load_1min", "cores", "torch_threads"} <= set(latency["machine_before"])
+    assert all(line in err for line in latency["warnings"])

@@ -8,6 +8,7 @@ import typer
 
 from scalelab.cli._app import Classes, JsonFlag, app, emit, models_app
 from scalelab.errors import ScalelabError
+from scalelab.rounds import DEFAULT_ROUNDS
 
 
 def _cost_lines(spec, c) -> list[str]:
@@ -58,6 +59,8 @@ def cost_command(
     phi: Annotated[Optional[float], typer.Option(help="Compound coefficient: d, w, r = alpha^phi, beta^phi, gamma^phi.")] = None,
     latency: Annotated[bool, typer.Option("--latency", help="Also time inference and size a training step.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Larger batch for --latency.")] = 64,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds for --latency: batch 1 and the larger batch are "
+                                         "timed alternately, and the median over rounds is reported.")] = DEFAULT_ROUNDS,
     device: Annotated[str, typer.Option(help="Device for --latency: cpu, cuda or auto.")] = "auto",
     save: Annotated[Optional[str], typer.Option(help="Also write the scaled network's spec JSON here (for "
                                                      "train, compare, family or a study's model).")] = None,
@@ -65,8 +68,8 @@ def cost_command(
 ) -> None:
     """Parameters, FLOPs (multiply-adds) and optionally latency of a preset, scaled as asked."""
     _describe(name, classes=classes, resolution=resolution, width=width, depth=depth, alpha=alpha,
-              beta=beta, gamma=gamma, phi=phi, latency=latency, batch_size=batch_size, device=device,
-              save=save, as_json=as_json)
+              beta=beta, gamma=gamma, phi=phi, latency=latency, batch_size=batch_size, rounds=rounds,
+              device=device, save=save, as_json=as_json)
 
 
 @app.command("family")
@@ -105,7 +108,7 @@ def family_command(
     emit(rows, as_json, text)
 
 
-def _describe(name: str, *, as_json: bool, latency: bool = False, batch_size: int = 64,
+def _describe(name: str, *, as_json: bool, latency: bool = False, batch_size: int = 64, rounds: int = DEFAULT_ROUNDS,
               device: str = "auto", save: str | None = None, **scaling: Any) -> None:
     from scalelab.arch.zoo import make_spec
     from scalelab.cost import check_fits, cost
@@ -129,24 +132,46 @@ def _describe(name: str, *, as_json: bool, latency: bool = False, batch_size: in
                                 spec=spec.to_dict())
     lines = [spec.format_table(), "", *_cost_lines(spec, c), *([f"Saved the spec to {save}"] if save else [])]
     if latency:
-        data["latency"], more = _latency(spec, batch_size, device)
+        data["latency"], more = _latency(spec, batch_size, device, rounds)
         lines += more
     emit(data, as_json, "\n".join(lines))
+    if as_json and latency:
+        for line in data["latency"]["warnings"]:
+            typer.echo(line, err=True)
 
 
-def _latency(spec, batch_size: int, device: str) -> tuple[dict[str, Any], list[str]]:
+def _latency(spec, batch_size: int, device: str, rounds: int) -> tuple[dict[str, Any], list[str]]:
+    """Batch-1 and batch-N latency timed alternately in ``rounds`` rounds: each round's figure is the median of
+    its runs (at least 0.2 s of them), the figure quoted the median over rounds, and the per-round ratio of
+    batch-N to batch-1 images/s (the batching gain) is measured under one load."""
     from scalelab.arch.build import build
     from scalelab.cost import measure_latency, training_memory
     from scalelab.device import pick_device
+    from scalelab.rounds import Machine, Spread, alternate, warning
 
     dev = pick_device(device)
     model = build(spec)
-    runs = [measure_latency(model, spec.resolution, b, device=dev) for b in (1, batch_size)]
+    batches = (1, batch_size)
+    before = Machine.now()
+    figures = alternate({b: lambda b=b: measure_latency(model, spec.resolution, b, device=dev,
+                                                        min_seconds=0.2).median_ms for b in batches}, rounds)
+    after = Machine.now()
+    ms = {b: Spread(tuple(figures[b])) for b in batches}
+    gain = Spread.ratio([batch_size / v for v in figures[batch_size]], [1 / v for v in figures[1]])
     memory = training_memory(model, spec.resolution, batch_size, device=dev)
     how = "measured" if dev.type == "cuda" else "estimated: weights, gradients, Adam state, saved activations"
-    lines = [f"Latency on {dev}: batch {r.batch_size}: {r.median_ms:.2f} ms median of {r.repeats} runs, "
-             f"quartiles {r.q1_ms:.2f} to {r.q3_ms:.2f} ms ({r.images_per_s:,.0f} images/s)" for r in runs]
+    lines = [f"Latency on {dev} (torch {before.torch_threads} threads on {before.cores} cores; load average "
+             f"1 / 5 / 15 min {before.load_text()} before, {after.load_text()} after), batches 1 and {batch_size} "
+             f"timed alternately:"]
+    lines += [f"  batch {b}: {ms[b].text(' ms')}, {b / ms[b].median * 1e3:,.0f} images/s" for b in batches]
+    lines.append(f"  batch {batch_size} / batch 1 images/s: {gain.text('x')}")
     lines.append(f"Training step memory at batch {batch_size}: {memory / 2**20:,.0f} MiB ({how})")
-    data = dict(device=str(dev), runs=[r.__dict__ for r in runs],
-                train_step_memory_bytes=memory, memory_method=how)
+    checks = [(f"batch-{b} latency", ms[b]) for b in batches] + [(f"batch {batch_size} / batch 1 ratio", gain)]
+    warnings = [line for line in (warning(what, spread) for what, spread in checks) if line]
+    lines += warnings
+    data = {"device": str(dev), "rounds": rounds, "machine_before": before.to_dict(), "machine_after": after.to_dict(),
+            "batches": [{"batch_size": b, "median_ms": ms[b].to_dict(), "images_per_s": b / ms[b].median * 1e3}
+                        for b in batches],
+            "batch_gain": gain.to_dict(), "train_step_memory_bytes": memory, "memory_method": how,
+            "warnings": warnings}
     return data, lines
