@@ -96,9 +96,6 @@ def test_worker_killed_by_sigkill_is_survived_and_the_study_reported(tmp_path):
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
 
-@pytest.mark.xfail(strict=False, reason="rare (2 of about 25 runs): one of two commands racing on one SQLite file "
-                   "fails loading the study with StorageInternalError even after retries; being diagnosed. When both "
-                   "finish, every point was trained exactly once in every run")
 def test_two_commands_started_together_train_every_point_once(tmp_path):
     commands = [_command(tmp_path, "--max-images", "64") for _ in range(2)]
     outputs = [p.communicate(timeout=240) for p, _ in commands]

@@ -37,6 +37,7 @@ import sqlite3
 import tempfile
 import urllib.parse
 import warnings
+import weakref
 from pathlib import Path
 
 import optuna
@@ -116,6 +117,8 @@ def open_storage(url: str, *, create: bool = True, heartbeat_s: int | None = Non
         raise _open_error(url, sa_url, exc) from exc
     if storage.engine.name == "sqlite":
         _serialise_sqlite(storage.engine)
+        if sa_url.database and not sa_url.database.startswith("file:") and sa_url.database != ":memory:":
+            _ENGINES.setdefault(str(Path(sa_url.database).resolve()), weakref.WeakSet()).add(storage.engine)
     return storage
 
 
@@ -193,6 +196,28 @@ def _check_sqlite_file(path: Path, *, must_exist: bool) -> None:
     if path.is_dir():
         raise SearchError(f"study storage {path} is a folder; give the SQLite file inside it (for example "
                           f"{path / DEFAULT_FILE})")
+    if _connected(path):
+        return  # checked when this process connected, and reading it raw now could drop SQLite's locks
+    _check_sqlite_content(path)
+
+
+_ENGINES: dict[str, weakref.WeakSet] = {}
+"""This process's open engines on each SQLite file. While one is open, the file is not read raw: closing
+any descriptor of a file drops every POSIX lock the process holds on it, SQLite's shared lock included,
+and another process could then take itself for the last user of the write-ahead log and remove it under
+this one ("disk I/O error", seen with two commands started together on one file)."""
+
+
+def _connected(path: Path) -> bool:
+    """Whether an engine of this process holds a connection (open or pooled) to the file."""
+    for engine in _ENGINES.get(str(path.resolve()), ()):
+        pool = engine.pool
+        if not hasattr(pool, "checkedin") or pool.checkedin() + pool.checkedout() > 0:
+            return True
+    return False
+
+
+def _check_sqlite_content(path: Path) -> None:
     try:
         with open(path, "rb") as f:
             head = f.read(100)
