@@ -9,6 +9,10 @@ import pytest
 
 POSTGRES_ENV = "SCALELAB_TEST_POSTGRES_URL"
 
+# One torch thread per test process, set before torch is first imported (it reads the variable then):
+# pytest-xdist runs one process per core, and the tiny networks here run fastest on one thread.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(autouse=True)
 def _environment(monkeypatch):

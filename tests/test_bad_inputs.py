@@ -27,6 +27,8 @@ from PIL import Image
 from scalelab.arch.zoo import get_preset
 from scalelab.cli import main
 
+pytestmark = pytest.mark.xdist_group("bad_inputs")  # its module-scoped fixtures are built once, in one process
+
 NAN_SPEC_DROPOUT = '"dropout": NaN'
 
 

@@ -12,6 +12,8 @@ from scalelab.analysis.compare import compound_vs_single, dimension_points, fit_
 from scalelab.errors import ScalelabError
 from scalelab.report import ReportError, ReportSettings, write_site
 
+pytestmark = pytest.mark.xdist_group("report")  # its module-scoped fixtures are built once, in one process
+
 EVIL = "<script>alert(1)</script>"
 EVIL_MODEL = "</script><script>alert(2)</script>"
 SETTINGS = ReportSettings(n_bootstrap=40)

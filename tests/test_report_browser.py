@@ -13,7 +13,7 @@ from fixtures.report_results import load_results
 
 from scalelab.report import ReportSettings, write_site
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("report_browser")]  # module fixtures built once, in one process
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 FIGURES = {
     "index.html": [],

@@ -13,7 +13,7 @@ from scalelab.errors import SearchError
 from scalelab.search import build, run_study
 from scalelab.search.storage import open_storage
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.xdist_group("results")]  # module fixtures built once, in one process
 
 
 @pytest.fixture(scope="module")

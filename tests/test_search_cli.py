@@ -14,7 +14,7 @@ from scalelab.search import Status, read_record
 from scalelab.search.storage import open_storage
 from scalelab.search.study import point_of
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.xdist_group("search_cli")]  # module fixtures built once, in one process
 STUDIES = Path(__file__).parent.parent / "studies"
 
 

@@ -180,7 +180,8 @@ def test_grid_plan_keeps_k_and_every_candidate_and_queues_alpha_beta_gamma(tiny_
 
 
 def test_sweep_points_match_flops_multiples():
-    config, _ = build({"kind": "sweep", "search": {"multiples": [1.0, 4.0]}})
+    config, _ = build({"kind": "sweep", "base": {"name": "baseline_convnet", "width": 0.25},
+                       "search": {"multiples": [1.0, 4.0]}})
     kind = get_kind("sweep")
     plan = kind.plan(config, 10, torch.device("cpu"))
     points = plan.networks

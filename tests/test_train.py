@@ -12,6 +12,8 @@ from scalelab.data import ImageDataset, split_validation
 from scalelab.errors import ScalelabError, TrainingError
 from scalelab.train import TrainConfig, train
 
+pytestmark = pytest.mark.xdist_group("train")  # its module-scoped fixtures are built once, in one process
+
 
 def _colour_dataset(n_per_class=64, classes=3, size=16, seed=0):
     """Class k is noise plus a bright square in corner k: learnable in a few steps."""
