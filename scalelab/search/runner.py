@@ -123,15 +123,23 @@ class _Worker:
         self.kind = config.study_kind
         self.total = self.kind.total(config, objective.plan)
         self.walls: list[float] = []  # wall seconds of the trials this worker ran
+        self.claimed: int | None = None  # id of the trial this worker set RUNNING, until it is told
 
     def run(self) -> int:
         ran = 0
         while True:
-            trial = with_retry(self._step, within_s=STORAGE_OUTAGE_S)
+            try:
+                trial = with_retry(self._step, within_s=STORAGE_OUTAGE_S)
+                if trial is not None:
+                    self._run(trial)
+                    ran += 1
+            except KeyboardInterrupt:
+                self._release_claim()
+                raise
+            self.claimed = None
             if trial is not None:
-                self._run(trial)
-                ran += 1
-            elif with_retry(lambda: self._count((TrialState.RUNNING,)), within_s=STORAGE_OUTAGE_S):
+                continue
+            if with_retry(lambda: self._count((TrialState.RUNNING,)), within_s=STORAGE_OUTAGE_S):
                 time.sleep(min(5.0, self.config.heartbeat_s))
             else:
                 return ran
@@ -149,7 +157,8 @@ class _Worker:
             return None  # a sampled network that failed MAX_RETRY + 1 times uses up one trial of the budget
         with _quiet():
             trial = self.study.ask()  # takes a queued (retried) trial first, else samples a new network
-        self.storage.record_heartbeat(self._id(trial.number))
+        self.claimed = self._id(trial.number)
+        self.storage.record_heartbeat(self.claimed)
         return trial
 
     def _pop(self) -> optuna.Trial | None:
@@ -163,6 +172,7 @@ class _Worker:
                     continue
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue
+            self.claimed = trial_id
             if self._first_of_its_point(frozen):
                 return optuna.Trial(self.study, trial_id)
             self.storage.set_trial_user_attr(trial_id, "reason", "a copy queued twice by commands started together; "
@@ -207,6 +217,13 @@ class _Worker:
                       f"{3 * self.config.heartbeat_s} s) and queued it again; this result is dropped")
             return
         self._report(with_retry(lambda: self.storage.get_trial(trial_id), within_s=STORAGE_OUTAGE_S))
+
+    def _release_claim(self) -> None:
+        """An interrupt between claiming a trial and training it (or after, before it was told) leaves it
+        RUNNING: fail it and queue it again, as an interrupted trial is (signals are ignored meanwhile)."""
+        if self.claimed is not None and self.storage.get_trial(self.claimed).state == TrialState.RUNNING:
+            self.storage.set_trial_state_values(self.claimed, TrialState.FAIL)
+            self._requeue(self.claimed)
 
     def _fail(self, trial: optuna.Trial, trial_id: int, within: float) -> None:
         with_retry(lambda: self.study.tell(trial, state=TrialState.FAIL), within_s=within)
