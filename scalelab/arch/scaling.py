@@ -2,7 +2,10 @@
 
 Rounding rules follow the reference EfficientNet implementations: channels go to the nearest multiple
 of 8, never below 90% of the unrounded value; layer counts are rounded up; resolution to the nearest
-pixel.
+pixel. Layer counts may instead be rounded to the nearest integer (``layers="nearest"``): on a base with
+one or two layers per stage, rounding up turns alpha = 1.2 into 2x the layers of every one-layer stage,
+so the seed's alpha = 1.2, beta = 1.1, gamma = 1.15 measures 3.0x instead of 2x on B0 at 32 px; rounded
+to the nearest layer, the same coefficients measure 1.97x on half-width B0 at 48 px (README, "Rounding").
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from scalelab.arch.spec import NetworkSpec
 from scalelab.errors import SpecError
 
 CHANNEL_DIVISOR = 8
+LAYER_ROUNDING = ("up", "nearest")
+"""How :func:`apply` rounds scaled layer counts: up (the reference implementations) or to the nearest."""
 
 
 class Scale(NamedTuple):
@@ -51,9 +56,13 @@ def round_filters(channels: float, divisor: int = CHANNEL_DIVISOR) -> int:
     return int(rounded)
 
 
-def round_repeats(layers: int, depth: float) -> int:
-    """Layers after depth scaling: always rounded up, so a stage never disappears."""
-    return int(math.ceil(layers * depth))
+def round_repeats(layers: int, depth: float, rule: str = "up") -> int:
+    """Layers after depth scaling, rounded up or to the nearest integer (halves up); never below one, so
+    a stage never disappears."""
+    if rule not in LAYER_ROUNDING:
+        raise SpecError(f"layer rounding must be one of {', '.join(LAYER_ROUNDING)}, got {rule!r}")
+    scaled = layers * depth
+    return max(1, int(math.ceil(scaled) if rule == "up" else math.floor(scaled + 0.5)))
 
 
 def growth(alpha: float, beta: float, gamma: float) -> float:
@@ -76,15 +85,16 @@ def compound(alpha: float, beta: float, gamma: float, phi: float) -> Scale:
     return Scale(alpha**phi, beta**phi, gamma**phi)
 
 
-def apply(spec: NetworkSpec, scale: Scale, *, name: str | None = None) -> NetworkSpec:
-    """A new spec with depth, width and resolution multiplied by ``scale``; ``spec`` is unchanged."""
+def apply(spec: NetworkSpec, scale: Scale, *, name: str | None = None, layers: str = "up") -> NetworkSpec:
+    """A new spec with depth, width and resolution multiplied by ``scale``; ``spec`` is unchanged.
+    ``layers`` is the layer rounding rule (:data:`LAYER_ROUNDING`)."""
     for label, value in zip(("depth", "width", "resolution"), scale):
         if not (math.isfinite(value) and value > 0):
             raise SpecError(f"{label} multiplier must be a positive number, got {value}")
     d, w, r = scale
     stages = tuple(
         dataclasses.replace(st, out_channels=round_filters(st.out_channels * w),
-                            layers=round_repeats(st.layers, d))
+                            layers=round_repeats(st.layers, d, layers))
         for st in spec.stages)
     head = dataclasses.replace(
         spec.head,

@@ -201,12 +201,12 @@ def resolve(name_or_path: str, num_classes: int | None = None) -> NetworkSpec:
 def make_spec(model: str, *, num_classes: int | None = None, resolution: int | None = None,
               depth: float = 1.0, width: float = 1.0, alpha: float | None = None,
               beta: float | None = None, gamma: float | None = None,
-              phi: float | None = None) -> NetworkSpec:
+              phi: float | None = None, layers: str = "up") -> NetworkSpec:
     """A preset (or spec file) scaled by explicit multipliers or by compound coefficients.
 
     ``phi`` selects compound scaling with ``alpha``, ``beta``, ``gamma`` (defaults: the seed's 1.2,
     1.1, 1.15), which then must not be mixed with ``depth`` or ``width``; ``resolution`` sets the input
-    size in pixels after scaling.
+    size in pixels after scaling; ``layers`` is the layer rounding rule (``"up"`` or ``"nearest"``).
     """
     spec = resolve(model, num_classes)
     if phi is not None:
@@ -221,5 +221,5 @@ def make_spec(model: str, *, num_classes: int | None = None, resolution: int | N
         raise SpecError("--alpha/--beta/--gamma need --phi (the compound coefficient)")
     else:
         scale = Scale(depth, width, 1.0)
-    spec = apply(spec, scale)
+    spec = apply(spec, scale, layers=layers)
     return spec if resolution is None else dataclasses.replace(spec, resolution=resolution)

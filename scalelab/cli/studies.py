@@ -53,6 +53,9 @@ _BASE_FLAGS = [
      ("base", "width")),
     ("base_resolution", int, typer.Option(min=1, help="Input size in px of the base network."),
      ("base", "resolution_px")),
+    ("layer_rounding", str, typer.Option(help="How scaling rounds layer counts: up (the reference "
+                                              "EfficientNet rule, default) or nearest."),
+     ("base", "layer_rounding")),
 ]
 # Compound coefficients for `scale` and `sweep`.
 _COEFF_FLAGS = [

@@ -29,7 +29,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from scalelab.arch.spec import NetworkSpec
 from scalelab.arch.zoo import make_spec
@@ -44,17 +44,19 @@ from scalelab.train import TrainConfig
 @dataclass(frozen=True)
 class BaseRef:
     """The base network of a study: a preset name or spec JSON file, scaled by ``depth`` and ``width``
-    and resized to ``resolution_px``."""
+    and resized to ``resolution_px``. ``layer_rounding`` ("up" or "nearest") is how every scaling of
+    the study, this one included, rounds layer counts (:func:`scalelab.arch.scaling.round_repeats`)."""
 
     name: str = "efficientnet_b0_32"
     depth: float = 1.0
     width: float = 1.0
     resolution_px: int | None = None
+    layer_rounding: Literal["up", "nearest"] = "up"
 
     def resolve(self, num_classes: int) -> NetworkSpec:
         """The spec, named after its scaling when scaled (``efficientnet_b0_32-d0.5-w0.5``)."""
         spec = make_spec(self.name, num_classes=num_classes, resolution=self.resolution_px, depth=self.depth,
-                         width=self.width)
+                         width=self.width, layers=self.layer_rounding)
         scaled = "".join(f"-{k}{v:g}" for k, v in (("d", self.depth), ("w", self.width)) if v != 1)
         return dataclasses.replace(spec, name=spec.name + scaled) if scaled else spec
 

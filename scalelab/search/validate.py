@@ -57,6 +57,10 @@ def convert(value: Any, hint: Any, where: str) -> Any:
         if len(value) != len(args):
             raise SearchError(f"{where}: expected a list of {len(args)} values, got {_given(value)}")
         return tuple(convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin is typing.Literal:
+        if value not in args:
+            raise SearchError(f"{where}: expected one of {', '.join(map(repr, args))}, got {_given(value)}")
+        return value
     if hint is Target:
         if isinstance(value, bool) or not isinstance(value, (str, int, float, Target)):
             raise SearchError(f"{where}: expected a target such as \"2x\" or \"800M\", got {_given(value)}")

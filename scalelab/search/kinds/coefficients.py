@@ -36,10 +36,11 @@ def read_coefficients(path: str | Path) -> dict[str, float]:
 
 
 def compound_point(base: NetworkSpec, base_flops: int, alpha: float, beta: float, gamma: float, phi: float,
-                   name: str, multiple: float | None = None) -> Planned:
-    """The base network compound-scaled to ``phi``, priced, with its point."""
+                   name: str, multiple: float | None = None, *, layers: str = "up") -> Planned:
+    """The base network compound-scaled to ``phi`` (layer counts rounded by rule ``layers``), priced,
+    with its point."""
     scale = compound(alpha, beta, gamma, phi)
-    return measured(apply(base, scale, name=name), base_flops, dimension="compound", scale=scale, alpha=alpha,
+    return measured(apply(base, scale, name=name, layers=layers), base_flops, dimension="compound", scale=scale, alpha=alpha,
                     beta=beta, gamma=gamma, phi=phi,
                     multiple=multiple if multiple is not None else scale.flops_multiplier)
 

@@ -51,7 +51,8 @@ class Family(EnumeratedKind):
         base = config.base.resolve(num_classes)
         base_flops = cost(base).flops
         phis = [phi_for(t.multiple_of(base_flops), s.alpha, s.beta, s.gamma) for t in s.targets] or list(s.phis)
-        networks = [compound_point(base, base_flops, s.alpha, s.beta, s.gamma, phi, f"{base.name}-phi{phi:.3g}")
+        networks = [compound_point(base, base_flops, s.alpha, s.beta, s.gamma, phi, f"{base.name}-phi{phi:.3g}",
+                                   layers=config.base.layer_rounding)
                     for phi in phis]
         return Plan(base, base_flops, dedupe(networks))
 

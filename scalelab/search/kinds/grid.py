@@ -98,8 +98,9 @@ def axis(low: float, high: float, step: float) -> list[float]:
 
 
 def candidates(base: NetworkSpec, base_flops: int, multiple: float, settings: GridSettings, *,
-               measure: Callable[[NetworkSpec], NetworkCost] = cost) -> list[Candidate]:
-    """Every grid point within ``settings.tolerance`` of ``multiple``, measured, in grid order.
+               measure: Callable[[NetworkSpec], NetworkCost] = cost, layers: str = "up") -> list[Candidate]:
+    """Every grid point within ``settings.tolerance`` of ``multiple``, measured (layer counts rounded by
+    rule ``layers``), in grid order.
 
     Raises :class:`SearchError` when no point meets the predicted constraint, or none measures within
     ``settings.measured_tolerance``.
@@ -114,7 +115,7 @@ def candidates(base: NetworkSpec, base_flops: int, multiple: float, settings: Gr
     measured: dict[str, NetworkCost] = {}
     out = []
     for a, b, g in points:
-        spec = apply(base, Scale(a, b, g), name=f"{base.name}-a{a:g}-b{b:g}-g{g:g}")
+        spec = apply(base, Scale(a, b, g), name=f"{base.name}-a{a:g}-b{b:g}-g{g:g}", layers=layers)
         key = network_key(spec)
         duplicate = key in measured
         if not duplicate:
@@ -145,7 +146,7 @@ class Grid(EnumeratedKind):
         base = config.base.resolve(num_classes)
         base_cost = cost(base)
         multiple = config.search.target.multiple_of(base_cost.flops)
-        found = candidates(base, base_cost.flops, multiple, config.search)
+        found = candidates(base, base_cost.flops, multiple, config.search, layers=config.base.layer_rounding)
         planned = []
         for c in found:
             if c.status == "off-target":

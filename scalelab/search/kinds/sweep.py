@@ -68,10 +68,11 @@ class Sweep(EnumeratedKind):
                 name = f"{base.name}-{dim}{k:g}x"
                 if dim == "compound":
                     phi = phi_for(k, s.alpha, s.beta, s.gamma)
-                    networks.append(compound_point(base, base_flops, s.alpha, s.beta, s.gamma, phi, name, k))
+                    networks.append(compound_point(base, base_flops, s.alpha, s.beta, s.gamma, phi, name, k,
+                                                   layers=config.base.layer_rounding))
                 else:
                     scale = single_scale(dim, k)
-                    networks.append(measured(apply(base, scale, name=name), base_flops, scale=scale, dimension=dim,
+                    networks.append(measured(apply(base, scale, name=name, layers=config.base.layer_rounding), base_flops, scale=scale, dimension=dim,
                                              multiple=k))
         return Plan(base, base_flops, dedupe(networks))
 
