@@ -117,3 +117,17 @@ def test_report_site_from_the_recorded_studies(storage_path, tmp_path):
     page = (tmp_path / "site" / "study-b.html").read_text()
     assert "Pareto" in page and "the search&#x27;s own target" in page
     assert "baseline_convnet-w0.25-depth4x" in (tmp_path / "site" / "study-s.html").read_text()
+
+
+def test_every_trial_says_its_time_in_and_outside_training(storage_path):
+    table = results_table(storage_path)
+    done = complete(table)
+    assert (done["train_s"] > 0).all() and (done["overhead_s"] > 0).all()
+    assert (done["train_s"] <= done["wall_s"]).all()
+    # the overhead holds the trial's own time outside training and the worker's time before it
+    assert (done["train_s"] + done["overhead_s"] >= done["wall_s"] - 1e-6).all()
+    assert done["overhead_fraction"].between(0, 1).all()
+    assert done["overhead_fraction"].tolist() == pytest.approx(
+        (done["overhead_s"] / (done["overhead_s"] + done["train_s"])).tolist())
+    capped = table[table["status"] == "over_cap"].iloc[0]  # never trained: all of its time is overhead
+    assert capped["train_s"] == 0 and capped["overhead_fraction"] == 1

@@ -11,7 +11,9 @@ Columns (NaN or None where not applicable), one meaning each:
 - ``model`` (spec name), ``params``, ``flops`` (multiply-adds per image), ``resolution_px`` (input size)
 - ``latency_ms`` (batch 1), ``val_acc`` (validation split held out from the training data), ``test_acc``,
   ``epochs`` (trained), ``wall_s``, ``images_per_s`` (training throughput), ``val_images`` (validation
-  split size), ``at_chance`` (within noise of guessing), ``converged`` (False: still gaining more than
+  split size), ``train_s`` (seconds in training), ``overhead_s`` (the worker's seconds for the trial
+  outside training: start-up, data loading, planning, costing, writing) and ``overhead_fraction`` (the
+  share of the two that is overhead), ``at_chance`` (within noise of guessing), ``converged`` (False: still gaining more than
   half a point per epoch at the end; None: one evaluation, not measured)
 - ``device``, ``threads``, ``seed`` (training seed), ``replicate`` (0, 1, ... of the network), ``dataset``, ``curve`` (list of per-epoch dicts), ``spec`` (dict)
 - ``best``: True on the trials of the study's best network, by its kind's one definition (the reward for a baseline
@@ -38,11 +40,12 @@ from scalelab.search.study import load, read_config, read_plan
 COLUMNS = ("study", "kind", "trial", "status", "reason", "dimension", "depth_mult", "width_mult",
            "resolution_mult", "alpha", "beta", "gamma", "phi", "multiple", "predicted_ratio", "measured_ratio",
            "model", "params", "flops", "resolution_px", "latency_ms", "val_acc", "test_acc", "epochs", "wall_s",
-           "images_per_s", "val_images", "at_chance", "converged", "device", "threads", "seed", "replicate", "dataset",
+           "images_per_s", "val_images", "train_s", "overhead_s", "overhead_fraction", "at_chance", "converged", "device", "threads", "seed", "replicate", "dataset",
            "curve", "spec", "best")
 NUMERIC = ("depth_mult", "width_mult", "resolution_mult", "alpha", "beta", "gamma", "phi", "multiple",
            "predicted_ratio", "measured_ratio", "params", "flops", "resolution_px", "latency_ms", "val_acc",
-           "test_acc", "epochs", "wall_s", "images_per_s", "val_images", "threads", "seed", "replicate")
+           "test_acc", "epochs", "wall_s", "images_per_s", "val_images", "train_s", "overhead_s", "overhead_fraction",
+           "threads", "seed", "replicate")
 
 
 def results_table(storage: str | BaseStorage, study_name: str | None = None) -> pd.DataFrame:
@@ -91,6 +94,16 @@ def network_means(table: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
                       val_acc_upper=(out["val_acc_mean"] + half).clip(upper=1.0)).reset_index()
 
 
+def overhead_line(table: pd.DataFrame) -> str | None:
+    """One sentence on the time the trials spent outside training, or None where none was measured."""
+    share = table["overhead_fraction"].dropna()
+    if share.empty:
+        return None
+    seconds = table["overhead_s"].dropna()
+    return (f"Outside training: median {share.median():.1%} of a trial's time (range {share.min():.1%} to "
+            f"{share.max():.1%}; median {seconds.median():.1f} s) over {len(share)} trial(s)")
+
+
 def row(r: TrialRecord) -> dict[str, Any]:
     """One record as a row of the table."""
     p = r.point
@@ -104,6 +117,8 @@ def row(r: TrialRecord) -> dict[str, Any]:
             "resolution_px": r.spec.resolution, "latency_ms": r.cost.latency_ms, "val_acc": r.outcome.val_acc,
             "test_acc": r.outcome.test_acc, "epochs": r.outcome.epochs, "wall_s": r.outcome.wall_s,
             "images_per_s": r.outcome.images_per_s, "val_images": r.outcome.val_images,
+            "train_s": r.outcome.train_s, "overhead_s": r.outcome.overhead_s,
+            "overhead_fraction": r.outcome.overhead_fraction,
             "at_chance": r.at_chance, "converged": r.converged, "device": r.provenance.device,
             "threads": r.provenance.threads, "seed": r.provenance.seed, "replicate": r.replicate, "dataset": r.dataset,
             "curve": [dataclasses.asdict(e) for e in r.curve], "spec": r.spec.to_dict()}

@@ -315,7 +315,7 @@ def results_command(
     """The tidy table of recorded trials, rebuilt from the storage (one row per trial, with its status)."""
     import pandas as pd
 
-    from scalelab.analysis.results import results_table
+    from scalelab.analysis.results import overhead_line, results_table
     from scalelab.files import check_writable_file, write_text_atomic
     from scalelab.search.storage import storage_url
 
@@ -331,6 +331,9 @@ def results_command(
         with pd.option_context("display.max_columns", None, "display.width", 200):
             shown = table.drop(columns=["curve", "spec"])
             typer.echo(shown.to_string(index=False) if len(shown) else "no recorded trials")
+        line = overhead_line(table)
+        if line:
+            typer.echo(line)
     if csv:
         typer.echo(f"Saved {len(table)} rows to {csv}", err=as_json)
 

@@ -97,7 +97,10 @@ class Outcome:
     """What training produced: ``val_acc`` on the validation split held out from the training data (what
     the objective uses), ``test_acc`` when the study evaluates the test split, throughput in training
     images per second, epochs trained and wall seconds of the whole trial; ``val_images`` is the size of
-    the validation split (how precise ``val_acc`` is)."""
+    the validation split (how precise ``val_acc`` is). ``train_s`` is the time in training (its steps and
+    per-epoch validation), ``overhead_s`` the worker's time for this trial outside training
+    (:mod:`scalelab.search.overhead`: start-up, data loading, planning, costing, writing); None in
+    records written before they were measured."""
 
     val_acc: float | None = None
     test_acc: float | None = None
@@ -105,6 +108,15 @@ class Outcome:
     epochs: float = 0.0
     wall_s: float = 0.0
     val_images: int | None = None
+    train_s: float | None = None
+    overhead_s: float | None = None
+
+    @property
+    def overhead_fraction(self) -> float | None:
+        """The share of the worker's time for this trial spent outside training."""
+        if self.train_s is None or self.overhead_s is None or self.train_s + self.overhead_s <= 0:
+            return None
+        return self.overhead_s / (self.train_s + self.overhead_s)
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,11 @@ from optuna.storages import BaseStorage
 
 from scalelab.arch.build import build
 from scalelab.arch.spec import NetworkSpec
-from scalelab.cost import cost, measure_latency
+from scalelab.cost import measure_latency
+from scalelab.cost_cache import cached_cost
 from scalelab.data import Splits, load_dataset, split_validation
 from scalelab.errors import TrainingError
+from scalelab.search import overhead
 from scalelab.search.config import StudyConfig
 from scalelab.search.kinds import Values
 from scalelab.search.kinds.enumerated import REPLICATE_ATTR
@@ -68,7 +70,7 @@ class Objective:
         return cls(study, storage, config, splits, device, progress)
 
     def __call__(self, trial: optuna.Trial) -> Values:
-        started = time.perf_counter()
+        started, before = time.perf_counter(), overhead.since_last_trial()
         spec, point, known = with_retry(lambda: self.kind.network(trial, self.config, self.plan),
                                         within_s=RECORD_RETRY_S)
         c = known or _price(spec)
@@ -81,9 +83,10 @@ class Objective:
         trial_id = with_retry(lambda: self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number),
                               within_s=RECORD_RETRY_S)
         record = _Recorder(self.storage, trial_id, trial, self.config, spec, c, point, str(self.device), started,
-                           replicate, recipe.seed)
+                           before, replicate, recipe.seed)
         if over is not None:
             record.stop(Status.OVER_CAP, over)
+        record.training_began = time.perf_counter()
         try:
             result = train(spec, self.splits, recipe, device=self.device,
                            on_epoch=lambda r: self._on_epoch(trial, record, r),
@@ -95,6 +98,7 @@ class Objective:
         except BaseException as exc:  # an error or an interruption: recorded, then queued again by the worker
             record.end(Status.FAILED, reason=f"{type(exc).__name__}: {exc}".strip(": "))
             raise
+        record.training_ended = time.perf_counter()
         self.check_alive()
         if not math.isfinite(result.val_acc):
             reason = (f"validation accuracy is {result.val_acc} (an empty validation split?); raise --val-fraction")
@@ -124,21 +128,29 @@ class _Recorder:
 
     def __init__(self, storage: BaseStorage, trial_id: int, trial: optuna.Trial, config: StudyConfig,
                  spec: NetworkSpec, c: TrialCost, point: Point | None, device: str, started: float,
-                 replicate: int, seed: int) -> None:
+                 before: float, replicate: int, seed: int) -> None:
         self.storage, self.trial_id, self.replicate, self.seed = storage, trial_id, replicate, seed
         self.trial, self.config, self.spec, self.cost, self.point = trial, config, spec, c, point
-        self.device, self.started = device, started
+        self.device, self.started, self.before = device, started, before
+        self.training_began: float | None = None
+        self.training_ended: float | None = None
         self.curve: list[EpochRecord] = []
 
     def end(self, status: Status, outcome: Outcome | None = None, reason: str | None = None) -> None:
         outcome = outcome or Outcome(val_acc=self.curve[-1].val_acc if self.curve else None,
                                      epochs=_epochs(self.curve))
-        outcome = Outcome(**{**vars(outcome), "wall_s": time.perf_counter() - self.started})
+        now = time.perf_counter()
+        began = self.training_began if self.training_began is not None else now
+        train_s = (self.training_ended or now) - began  # a trial stopped inside training ends it now
+        wall_s = now - self.started
+        outcome = Outcome(**{**vars(outcome), "wall_s": wall_s, "train_s": train_s,
+                             "overhead_s": self.before + wall_s - train_s})
         record = TrialRecord(study=self.trial.study.study_name, number=self.trial.number, kind=self.config.kind,
                              dataset=self.config.dataset, spec=self.spec, cost=self.cost, status=status,
                              provenance=Provenance.here(self.device, self.seed), point=self.point,
                              curve=tuple(self.curve), outcome=outcome, reason=reason, replicate=self.replicate)
         with_retry(lambda: write_record(self.storage, self.trial_id, record), within_s=RECORD_RETRY_S)
+        overhead.trial_written()
 
     def stop(self, status: Status, reason: str) -> NoReturn:
         self.end(status, reason=reason)
@@ -146,7 +158,7 @@ class _Recorder:
 
 
 def _price(spec: NetworkSpec) -> TrialCost:
-    c = cost(spec)
+    c = cached_cost(spec)
     return TrialCost(params=c.params, flops=c.flops)
 
 

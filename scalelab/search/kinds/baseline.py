@@ -15,7 +15,8 @@ import torch
 
 from scalelab.arch.build import build
 from scalelab.arch.spec import NetworkSpec
-from scalelab.cost import cost, measure_latency, training_memory
+from scalelab.cost import measure_latency, training_memory
+from scalelab.cost_cache import cached_cost
 from scalelab.errors import SearchError
 from scalelab.files import write_text_atomic
 from scalelab.search.kinds import Plan, Values, register
@@ -78,7 +79,7 @@ class Baseline:
         base network's cost)."""
         s: BaselineSettings = config.search
         base = config.base.resolve(num_classes)
-        flops = cost(base).flops
+        flops = cached_cost(base).flops
         latency = s.cost == "latency"
         reference = measure_latency(build(base), base.resolution, 1, device=device).median_ms if latency else flops
         facts: dict[str, Any] = {"target": s.target.amount_for(reference),

@@ -13,7 +13,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 
 from scalelab.arch.spec import NetworkSpec
-from scalelab.cost import cost
+from scalelab.cost_cache import cached_cost
 from scalelab.errors import SearchError
 from scalelab.search.kinds import Plan, Planned
 from scalelab.search.record import Point, TrialCost, TrialRecord
@@ -130,7 +130,7 @@ def distributions(kind: EnumeratedKind, plan: Plan) -> dict[str, BaseDistributio
 
 
 def price(spec: NetworkSpec, point: Point) -> Planned:
-    c = cost(spec)
+    c = cached_cost(spec)
     return Planned(spec, point, TrialCost(params=c.params, flops=c.flops))
 
 

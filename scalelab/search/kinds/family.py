@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from scalelab.arch.scaling import phi_for
-from scalelab.cost import cost
+from scalelab.cost_cache import cached_cost
 from scalelab.errors import SearchError
 from scalelab.search.kinds import Plan, Planned, register
 from scalelab.search.kinds.coefficients import SEED_COEFFICIENTS, check_coefficients, compound_point
@@ -49,7 +49,7 @@ class Family(EnumeratedKind):
     def plan(self, config: StudyConfig, num_classes: int, device: torch.device) -> Plan:
         s: FamilySettings = config.search
         base = config.base.resolve(num_classes)
-        base_flops = cost(base).flops
+        base_flops = cached_cost(base).flops
         phis = [phi_for(t.multiple_of(base_flops), s.alpha, s.beta, s.gamma) for t in s.targets] or list(s.phis)
         networks = [compound_point(base, base_flops, s.alpha, s.beta, s.gamma, phi, f"{base.name}-phi{phi:.3g}",
                                    layers=config.base.layer_rounding)

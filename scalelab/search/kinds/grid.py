@@ -27,7 +27,7 @@ import torch
 from scalelab.arch.scaling import Scale, apply, growth
 from scalelab.arch.spec import NetworkSpec
 from scalelab.cost import Cost as NetworkCost
-from scalelab.cost import cost
+from scalelab.cost_cache import cached_cost
 from scalelab.errors import SearchError
 from scalelab.files import write_text_atomic
 from scalelab.search.kinds import Plan, Planned, register
@@ -98,7 +98,7 @@ def axis(low: float, high: float, step: float) -> list[float]:
 
 
 def candidates(base: NetworkSpec, base_flops: int, multiple: float, settings: GridSettings, *,
-               measure: Callable[[NetworkSpec], NetworkCost] = cost, layers: str = "up") -> list[Candidate]:
+               measure: Callable[[NetworkSpec], NetworkCost] = cached_cost, layers: str = "up") -> list[Candidate]:
     """Every grid point within ``settings.tolerance`` of ``multiple``, measured (layer counts rounded by
     rule ``layers``), in grid order.
 
@@ -144,7 +144,7 @@ class Grid(EnumeratedKind):
 
     def plan(self, config: StudyConfig, num_classes: int, device: torch.device) -> Plan:
         base = config.base.resolve(num_classes)
-        base_cost = cost(base)
+        base_cost = cached_cost(base)
         multiple = config.search.target.multiple_of(base_cost.flops)
         found = candidates(base, base_cost.flops, multiple, config.search, layers=config.base.layer_rounding)
         planned = []

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from scalelab.arch.scaling import Scale, apply, phi_for
-from scalelab.cost import cost
+from scalelab.cost_cache import cached_cost
 from scalelab.errors import SearchError
 from scalelab.search.kinds import Plan, Planned, register
 from scalelab.search.kinds.coefficients import SEED_COEFFICIENTS, check_coefficients, compound_point, measured
@@ -58,7 +58,7 @@ class Sweep(EnumeratedKind):
     def plan(self, config: StudyConfig, num_classes: int, device: torch.device) -> Plan:
         s: SweepSettings = config.search
         base = config.base.resolve(num_classes)
-        base_flops = cost(base).flops
+        base_flops = cached_cost(base).flops
         networks: list[Planned] = []
         for k in s.multiples:
             if k == 1:
