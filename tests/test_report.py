@@ -152,13 +152,18 @@ def test_best_trial_is_the_kinds_own_best(site, results):
     assert "search-t14" in row and "search-t9" not in row
 
 
-def test_trials_that_did_not_complete_are_left_out_of_the_pages(results, tmp_path):
+def test_trials_that_did_not_complete_are_listed_as_stopped_and_left_out_of_figures_and_tables(results, tmp_path):
     compare = results[results["kind"] == "compare"]
     stopped = compare.iloc[[0, 1]].assign(trial=[98, 99], status=["pruned", "diverged"], val_acc=[0.999, float("nan")],
-                                          model=["stopped-net", "diverged-net"], best=False)
+                                          model=["stopped-net", "diverged-net"], best=False,
+                                          reason=["stopped by successive halving: why", "loss is nan"])
     written = write_site(pd.concat([compare, stopped]), tmp_path / "site", settings=SETTINGS)
     pages = {p.name: p.read_text() for p in written if p.suffix == ".html"}
-    assert all("stopped-net" not in text and "diverged-net" not in text for text in pages.values())
+    (page,) = (text for name, text in pages.items() if name != "index.html")
+    figures_and_tables, listed = page.split("<h2>Stopped early</h2>")
+    assert "stopped-net" not in figures_and_tables and "diverged-net" not in figures_and_tables
+    assert "stopped by successive halving: why" in listed and "loss is nan" in listed and "2 trial(s)" in listed
+    assert "stopped-net" not in pages["index.html"]
     assert "1 study, 4 finished trials." in pages["index.html"]
     with pytest.raises(ReportError, match="no finished trials"):
         write_site(compare.assign(status="pruned"), tmp_path / "none")

@@ -57,6 +57,14 @@ _BASE_FLAGS = [
                                               "EfficientNet rule, default) or nearest."),
      ("base", "layer_rounding")),
 ]
+# Multi-fidelity for the studies of listed networks.
+_HALVING_FLAGS = [
+    ("halving", bool, typer.Option("--halving/--no-halving",
+                                   help="Successive halving over the networks: rungs at 1, 3, 9, ... epochs; a "
+                                        "network goes on while its predicted converged accuracy could be among "
+                                        "the best third at its rung ([halving] in a study file)."),
+     ("halving", "enabled")),
+]
 # Compound coefficients for `scale` and `sweep`.
 _COEFF_FLAGS = [
     ("alpha", float, typer.Option(help="Depth base (default 1.2)."), ("search", "alpha")),
@@ -182,7 +190,7 @@ def search_baseline_command(
 
 
 @app.command("grid")
-@_study_flags(_STUDY_FLAGS, _BASE_FLAGS)
+@_study_flags(_STUDY_FLAGS, _BASE_FLAGS, _HALVING_FLAGS)
 def grid_command(
     target_flops: Target = None,
     alpha: Annotated[Optional[str], typer.Option(help="alpha range LOW:HIGH (default 1:2).")] = None,
@@ -206,7 +214,7 @@ def grid_command(
 
 
 @app.command("scale")
-@_study_flags(_STUDY_FLAGS, _BASE_FLAGS, _COEFF_FLAGS)
+@_study_flags(_STUDY_FLAGS, _BASE_FLAGS, _COEFF_FLAGS, _HALVING_FLAGS)
 def scale_command(
     phi_max: Annotated[Optional[int], typer.Option(min=1, help="Train phi = 1..N (default 3).")] = None,
     target_flops: Annotated[Optional[list[str]], typer.Option(help="FLOPs targets instead of phis: 4x,8x or 800M (repeatable).")] = None,
@@ -221,7 +229,7 @@ def scale_command(
 
 
 @app.command("sweep")
-@_study_flags(_STUDY_FLAGS, _BASE_FLAGS, _COEFF_FLAGS)
+@_study_flags(_STUDY_FLAGS, _BASE_FLAGS, _COEFF_FLAGS, _HALVING_FLAGS)
 def sweep_command(
     multiples: Annotated[Optional[list[str]], typer.Option(help="FLOPs multiples K (default 1,2,4,8).")] = None,
     dimensions: Annotated[Optional[list[str]], typer.Option(help="Of width, depth, resolution, compound (default all).")] = None,
@@ -237,7 +245,7 @@ def sweep_command(
 
 
 @app.command("compare")
-@_study_flags(_STUDY_FLAGS)
+@_study_flags(_STUDY_FLAGS, _HALVING_FLAGS)
 def compare_command(
     models: Annotated[list[str], typer.Argument(help="Presets or spec JSON files.")],
     flags: Optional[dict] = None,
@@ -250,7 +258,7 @@ def compare_command(
 
 
 @app.command("run")
-@_study_flags(_STUDY_FLAGS)
+@_study_flags(_STUDY_FLAGS, _HALVING_FLAGS)
 def run_command(
     study_file: Annotated[str, typer.Argument(help="A study file, such as studies/smoke_grid.toml.")],
     trials: Annotated[Optional[int], typer.Option(min=1, help="Trials to finish (baseline searches).")] = None,

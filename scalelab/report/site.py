@@ -12,6 +12,7 @@ import plotly.offline
 
 from scalelab.analysis.compare import fit_dimensions
 from scalelab.analysis.results import complete
+from scalelab.search.record import Status
 from scalelab.files import WriteError, write_bytes_atomic, write_text_atomic
 from scalelab.report.html import (
     PLOTLY_JS,
@@ -33,10 +34,14 @@ from scalelab.report.tables import (
     best_row,
     models_section,
     speed_section,
+    stopped_section,
 )
 from scalelab.report.training import curves_section
 from scalelab.search.kinds import StudyKind, get_kind
 from scalelab.units import si
+
+STOPPED = (Status.PRUNED.value, Status.DIVERGED.value)
+"""Trials that trained and ended before their budget: listed with their reasons on the study page."""
 
 SPLIT_NOTE = ("All accuracies are on the validation split held out from the training data, unless a column "
               "says test.")
@@ -50,13 +55,15 @@ def write_site(df: pd.DataFrame, out_dir: Path, *, title: str = "scalelab report
     ``df`` are left in place but no longer linked.
     """
     check_results(df)
+    ended_early = df[df["status"].isin(STOPPED)]
     df = complete(df)  # the figures and tables are of trials trained to the end
     settings = settings or ReportSettings()
     names = [str(n) for n in pd.unique(df["study"])]
     files = {name: f"study-{slug}.html" for name, slug in slugs(names).items()}
     texts = {"index.html": _index(df, files, title)}
     for name, file in files.items():
-        texts[file] = study_page(df[df["study"].astype(str) == name], title, settings)
+        texts[file] = study_page(df[df["study"].astype(str) == name], title, settings,
+                                 ended_early[ended_early["study"].astype(str) == name])
     out_dir = Path(out_dir)
     # Every file goes to a temporary file and is renamed into place, so a kill at any moment leaves each
     # one either as it was or complete. The order makes the site consistent at every moment too: the
@@ -88,13 +95,15 @@ def _write_asset(path: Path, text: str) -> None:
     write_bytes_atomic(path, data)
 
 
-def study_page(df: pd.DataFrame, title: str, settings: ReportSettings) -> str:
-    """The page of one study: header with its settings, then the sections its kind calls for."""
+def study_page(df: pd.DataFrame, title: str, settings: ReportSettings, stopped: pd.DataFrame | None = None) -> str:
+    """The page of one study: header with its settings, then the sections its kind calls for, then the
+    trials ``stopped`` before the end of their budget and why."""
     kind = get_kind(str(df["kind"].iloc[0]))
     name = str(df["study"].iloc[0])
     study = _Study(df, settings)
     body = join([tag("h1", name), _settings(df, kind, settings), tag("p", SPLIT_NOTE),
-                 *(_SECTIONS[section](study) for section in kind.report_sections)])
+                 *(_SECTIONS[section](study) for section in kind.report_sections),
+                 stopped_section(stopped if stopped is not None else df.iloc[:0])])
     nav = tag("nav", Html(f'<a href="index.html">← {tag("span", title)}: all studies</a>'))
     return page(f"{name} · {title}", body, nav=nav)
 

@@ -110,6 +110,18 @@ def speed_section(df: pd.DataFrame) -> Html:
 NO_BEST = "none: every network trained is within noise of chance"
 
 
+def stopped_section(df: pd.DataFrame) -> Html:
+    """Trials stopped before the end of their budget (pruned, halved, diverged), each with its reason;
+    nothing when there are none."""
+    if df.empty:
+        return Html("")
+    rows = [[r.trial, r.model, r.status, f"{r.epochs:.3g}", "-" if pd.isna(r.val_acc) else pct(r.val_acc), r.reason]
+            for r in df.sort_values("trial").itertuples()]
+    return join([tag("h2", "Stopped early"),
+                 tag("p", f"{len(df)} trial(s) ended before their budget; their curves are not in the figures."),
+                 table(["trial", "model", "status", "epochs", "val acc", "why"], rows, numeric=(0, 3, 4))])
+
+
 def best_row(df: pd.DataFrame) -> pd.Series | None:
     """The first trial of the study's best network as the results table marks it (``best``); None when
     the study names none (every network at chance)."""

@@ -35,6 +35,7 @@ from scalelab.arch.spec import NetworkSpec
 from scalelab.arch.zoo import make_spec
 from scalelab.errors import SearchError
 from scalelab.search.kinds import StudyKind, get_kind
+from scalelab.search.halving import HalvingSettings
 from scalelab.search.kinds.coefficients import read_coefficients
 from scalelab.search.targets import Target
 from scalelab.search.validate import make
@@ -79,8 +80,13 @@ class StudyConfig:
     order; the validation split stays the one ``train.seed`` picks), the same seeds at every point, so
     that comparisons between networks are paired."""
     heartbeat_s: int = 20
+    halving: HalvingSettings = field(default_factory=HalvingSettings)
+    """Multi-fidelity (``[halving]``): successive halving over the networks of an enumerated study."""
 
     def __post_init__(self) -> None:
+        if self.halving.enabled and not getattr(self.study_kind, "enumerated", False):
+            raise SearchError(f"--halving applies to studies of listed networks (grid, family, sweep, compare); "
+                              f"a {self.kind} study samples its networks and prunes with its own pruner")
         if self.seeds < 1:
             raise SearchError(f"--seeds must be at least 1, got {self.seeds}")
         if self.seeds > 1 and not self.study_kind.replicable:
@@ -177,7 +183,7 @@ def build(data: dict[str, Any], overrides: dict[str, Any] | None = None, source:
         kind = get_kind(merged.pop("kind", None))
     except SearchError as exc:
         raise SearchError(f"{source}: {exc}") from exc
-    tables = {name: merged.pop(name, {}) for name in ("base", "train", "search")}
+    tables = {name: merged.pop(name, {}) for name in ("base", "train", "search", "halving")}
     search = tables["search"]
     if isinstance(search, dict) and "coefficients" in search:
         search = dict(search)
@@ -187,7 +193,8 @@ def build(data: dict[str, Any], overrides: dict[str, Any] | None = None, source:
     run = make(RunOptions, {k: merged.pop(k) for k in list(merged) if k in run_keys}, source, flags(None))
     nested = {"search": make(kind.settings, search, f"{source}: [search]", flags("search")),
               "base": make(BaseRef, tables["base"], f"{source}: [base]", flags("base")),
-              "train": make(TrainConfig, tables["train"], f"{source}: [train]", flags("train"))}
+              "train": make(TrainConfig, tables["train"], f"{source}: [train]", flags("train")),
+              "halving": make(HalvingSettings, tables["halving"], f"{source}: [halving]", flags("halving"))}
     config = make(StudyConfig, {**merged, "kind": kind.name, **nested}, source, flags(None))
     return config, run
 

@@ -37,6 +37,11 @@ def summarise(study: optuna.Study, config: StudyConfig, options: RunOptions) -> 
     out_dir = confined(options.run_dir, study.study_name)
     records = study_records(study)
     summary = config.study_kind.summary(study, config, read_plan(study), records, out_dir, options.out)
+    if config.halving.enabled:
+        from scalelab.search.halving import summary_lines
+
+        lines, summary.data["halving"] = summary_lines(study, records)
+        summary.lines += lines
     notes = caveats(records, config)
     summary.lines += notes
     summary.data["caveats"] = notes

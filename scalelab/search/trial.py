@@ -23,6 +23,7 @@ from scalelab.data import Splits, load_dataset, split_validation
 from scalelab.errors import TrainingError
 from scalelab.search import overhead
 from scalelab.search.config import StudyConfig
+from scalelab.search.halving import HalvingPruner
 from scalelab.search.kinds import Values
 from scalelab.search.kinds.enumerated import REPLICATE_ATTR
 from scalelab.search.record import Outcome, Point, Provenance, Status, TrialCost, TrialRecord, write_record
@@ -119,6 +120,9 @@ class Objective:
         budget = self.config.train.image_budget(len(self.splits.train[1]))
         if (self.prunes and epoch.images_seen < budget  # the last epoch ends the trial anyway
                 and with_retry(trial.should_prune, within_s=RECORD_RETRY_S)):
+            pruner = trial.study.pruner
+            if isinstance(pruner, HalvingPruner):
+                record.stop(Status.PRUNED, f"stopped by successive halving: {pruner.last[trial.number].why}")
             record.stop(Status.PRUNED, f"pruned after epoch {epoch.epoch:.2f}: validation accuracy "
                                        f"{epoch.val_acc:.1%} is below the median of earlier trials at that point")
 

@@ -49,7 +49,12 @@ class EnumeratedKind:
         return ["val_acc"]
 
     def pruner(self, config: StudyConfig) -> optuna.pruners.BasePruner:
-        return optuna.pruners.NopPruner()  # every curve is wanted whole
+        """Successive halving where the study asks for it; otherwise every curve is wanted whole."""
+        if config.halving.enabled:
+            from scalelab.search.halving import HalvingPruner
+
+            return HalvingPruner(config.halving, config.train.epochs)
+        return optuna.pruners.NopPruner()
 
     def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.RandomSampler(seed=seed)  # never consulted: every trial is queued

@@ -163,9 +163,9 @@ class Grid(EnumeratedKind):
         return {"alpha": p.alpha, "beta": p.beta, "gamma": p.gamma}
 
     def pruner(self, config: StudyConfig) -> optuna.pruners.BasePruner:
-        if config.search.prune:
+        if config.search.prune and not config.halving.enabled:
             return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_PRUNER_STARTUP)
-        return optuna.pruners.NopPruner()
+        return super().pruner(config)
 
     def name_parts(self, config: StudyConfig) -> list[str]:
         return [self.name, str(config.search.target), Path(config.base.name).stem, config.dataset]

@@ -1,0 +1,176 @@
+"""Multi-fidelity for enumerated studies: asynchronous successive halving (as ASHA, Li et al. 2020) over
+the study's networks, with rungs in epochs and promotion judged on each network's *predicted converged*
+accuracy.
+
+Rungs sit at ``min_epochs * rate**k`` epochs, below the trial's budget. A trial reaching a rung is scored:
+with at least :data:`MIN_FIT_POINTS` evaluations, by extrapolating its own validation curve to the end of
+its budget with :func:`scalelab.analysis.fit_select.select_form` (the prediction and its calibrated
+interval at ``level``); with fewer, by the accuracy it has (an interval of zero width). It goes on while
+the *upper* end of its interval reaches the score of the best ``1/rate`` of the trials that reached that
+rung (itself included), or while fewer than ``rate`` trials have reached it, so that a network is stopped
+only when even its optimistic prediction falls short. Replicates of a network are judged one by one.
+
+Every decision (rung, score, interval, threshold, how many trials reached the rung, promoted or stopped)
+is kept in the trial's system attributes (``halving:<epochs>``): :func:`decisions` reads them back for
+the summary and the report.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.pruners import BasePruner
+from optuna.trial import FrozenTrial, TrialState
+
+from scalelab.errors import SearchError
+from scalelab.search.record import TrialRecord
+
+MIN_FIT_POINTS = 4
+"""Evaluations a curve needs before it is extrapolated (the fitter holds a stretch of it out)."""
+ATTR_PREFIX = "halving:"
+
+
+@dataclass(frozen=True)
+class HalvingSettings:
+    """``[halving]`` of a study file: ``enabled`` turns successive halving on for an enumerated study;
+    ``rate`` is the reduction factor (the best 1/rate go on at each rung); ``min_epochs`` the first rung;
+    ``level`` the confidence of the interval that must fall short of the threshold to stop a network."""
+
+    enabled: bool = False
+    rate: int = 3
+    min_epochs: int = 1
+    level: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.rate < 2:
+            raise SearchError(f"halving rate must be a whole number >= 2, got {self.rate}")
+        if self.min_epochs < 1:
+            raise SearchError(f"halving min_epochs must be a whole number >= 1, got {self.min_epochs}")
+        if not 0 < self.level < 1:
+            raise SearchError(f"halving level must be in (0, 1), got {self.level}")
+
+    def rungs(self, budget_epochs: float) -> list[int]:
+        """Epochs at which a trial is judged: every rung below the budget."""
+        out, epochs = [], self.min_epochs
+        while epochs < budget_epochs:
+            out.append(epochs)
+            epochs *= self.rate
+        return out
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One trial judged at one rung."""
+
+    trial: int
+    rung: int
+    score: float
+    lower: float
+    upper: float
+    extrapolated: bool
+    threshold: float | None
+    reached: int
+    rate: int
+    promoted: bool
+
+    @property
+    def why(self) -> str:
+        told = (f"predicted converged accuracy {self.score:.1%} (interval {self.lower:.1%} to {self.upper:.1%})"
+                if self.extrapolated else f"validation accuracy {self.score:.1%}")
+        if self.threshold is None:
+            return (f"{told} at epoch {self.rung}; {self.reached} trial(s) reached that rung, too few to "
+                    "judge: promoted")
+        verdict = "reaches" if self.promoted else "falls short of"
+        return (f"{told} at epoch {self.rung} {verdict} {self.threshold:.1%}, the lowest score among the best "
+                f"1/{self.rate} of the {self.reached} trials that reached that rung: "
+                f"{'promoted' if self.promoted else 'stopped'}")
+
+
+class HalvingPruner(BasePruner):
+    """Optuna pruner for :class:`HalvingSettings`; steps are evaluations (epochs), as trials report them."""
+
+    def __init__(self, settings: HalvingSettings, budget_epochs: float) -> None:
+        self.settings = settings
+        self.rungs = settings.rungs(budget_epochs)
+        self.budget_epochs = budget_epochs
+        self.last: dict[int, Decision] = {}
+        """This process's latest decision per trial number."""
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or step not in self.rungs:
+            return False
+        curve = sorted(trial.intermediate_values.items())
+        score, lower, upper, extrapolated = self._score(curve)
+        key = f"{ATTR_PREFIX}{step}"
+        judged = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+        others = [t.system_attrs[key]["score"] for t in judged if t.number != trial.number and key in t.system_attrs]
+        scores = sorted([*others, score], reverse=True)
+        rate = self.settings.rate
+        threshold = scores[math.ceil(len(scores) / rate) - 1] if len(scores) >= rate else None
+        promoted = threshold is None or upper >= threshold
+        decision = Decision(trial.number, step, score, lower, upper, extrapolated, threshold, len(scores), rate,
+                            promoted)
+        study._storage.set_trial_system_attr(trial._trial_id, key, _to_attr(decision))
+        self.last[trial.number] = decision
+        return not promoted
+
+    def _score(self, curve: list[tuple[int, float]]) -> tuple[float, float, float, bool]:
+        acc = float(curve[-1][1])
+        if len(curve) < MIN_FIT_POINTS:
+            return acc, acc, acc, False
+        from scalelab.analysis.fit import FitError
+        from scalelab.analysis.fit_select import select_form
+
+        epochs = np.array([s for s, _ in curve], dtype=float)
+        values = np.clip(np.array([v for _, v in curve], dtype=float), 1e-4, 1 - 1e-4)
+        try:
+            fit, _ = select_form(epochs, values, metric="accuracy", horizon=self.budget_epochs,
+                                 level=self.settings.level, n_bootstrap=100)
+        except FitError:
+            return acc, acc, acc, False
+        end = np.array([self.budget_epochs])
+        predicted = float(fit.predict(end)[0])
+        lo, hi = (float(v[0]) for v in fit.band(end, self.settings.level))
+        low, high = sorted((lo, hi))
+        return predicted, min(low, predicted), max(high, predicted, acc), True
+
+
+def decisions(study: optuna.Study) -> list[Decision]:
+    """Every halving decision of ``study``, by trial and rung."""
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING,
+                                                      TrialState.FAIL)):
+        for key, value in t.system_attrs.items():
+            if key.startswith(ATTR_PREFIX):
+                out.append(Decision(**value))
+    return sorted(out, key=lambda d: (d.trial, d.rung))
+
+
+def summary_lines(study: optuna.Study, records: list[TrialRecord]) -> tuple[list[str], dict[str, Any]]:
+    """What successive halving decided, rung by rung, and the trial-epochs it saved against training
+    every trial to the end."""
+    found = decisions(study)
+    lines, rungs = [], []
+    for rung in sorted({d.rung for d in found}):
+        at = [d for d in found if d.rung == rung]
+        stopped = [d.trial for d in at if not d.promoted]
+        rungs.append({"epochs": rung, "reached": len(at), "promoted": len(at) - len(stopped), "stopped": stopped})
+        lines.append(f"Halving at epoch {rung}: {len(at)} trial(s) judged, {len(at) - len(stopped)} promoted, "
+                     f"{len(stopped)} stopped" + (f" (trials {', '.join(map(str, stopped))})" if stopped else ""))
+    ended = [r for r in records if r.status.value in ("complete", "pruned")]
+    full = max((r.outcome.epochs for r in ended if r.status.value == "complete"), default=0.0)
+    used = sum(r.outcome.epochs for r in ended)
+    data: dict[str, Any] = {"rungs": rungs, "trial_epochs": used, "full_trial_epochs": full * len(ended)}
+    if used > 0 and full > 0:
+        lines.append(f"Trial-epochs: {used:.3g} trained, against {full * len(ended):.3g} to train all {len(ended)} "
+                     f"trials to the end ({full * len(ended) / used:.2g}x fewer)")
+    return lines, data
+
+
+def _to_attr(d: Decision) -> dict[str, Any]:
+    return {k: getattr(d, k) for k in Decision.__dataclass_fields__}

@@ -1,0 +1,108 @@
+"""Successive halving over enumerated studies: rungs, decisions checked on simulated curves whose truth
+is known, and a real study that records every decision."""
+
+import math
+
+import numpy as np
+import optuna
+import pytest
+
+from scalelab.analysis.results import results_table
+from scalelab.errors import SearchError
+from scalelab.report import write_site
+from scalelab.search import build, run_study
+from scalelab.search.halving import HalvingPruner, HalvingSettings, decisions
+from scalelab.search.record import study_records
+
+
+def test_rungs_are_geometric_and_below_the_budget():
+    assert HalvingSettings(rate=3, min_epochs=1).rungs(27) == [1, 3, 9]
+    assert HalvingSettings(rate=2, min_epochs=2).rungs(17) == [2, 4, 8, 16]
+    assert HalvingSettings().rungs(1) == []
+
+
+@pytest.mark.parametrize("bad, message", [({"rate": 1}, "rate"), ({"min_epochs": 0}, "min_epochs"),
+                                          ({"level": 1.0}, "level")])
+def test_bad_settings_are_refused(bad, message):
+    with pytest.raises(SearchError, match=message):
+        HalvingSettings(**bad)
+
+
+def _curve(ceiling: float, rate: float, epochs: int, rng: np.random.Generator, noise: float) -> list[float]:
+    """Validation accuracy of a network saturating at ``ceiling``, with measurement noise."""
+    return [float(np.clip(0.1 + (ceiling - 0.1) * (1 - math.exp(-rate * e)) + rng.normal(0, noise), 0, 1))
+            for e in range(1, epochs + 1)]
+
+
+def _simulate(ceilings: list[float], epochs: int, seed: int, noise: float = 0.005):
+    """A study whose trials report the given saturating curves in turn, judged by the halving pruner;
+    returns (epochs each trial trained, the study)."""
+    rng = np.random.default_rng(seed)
+    study = optuna.create_study(direction="maximize",
+                                pruner=HalvingPruner(HalvingSettings(rate=3, min_epochs=1), epochs))
+    trained = []
+    for ceiling in ceilings:
+        trial = study.ask()
+        curve = _curve(ceiling, 0.35, epochs, rng, noise)
+        for step, value in enumerate(curve, start=1):
+            trial.report(value, step)
+            if step < epochs and trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, curve[-1])
+        trained.append(step)
+    return trained, study
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_the_best_network_is_never_stopped_and_clearly_worse_ones_are(seed):
+    rng = np.random.default_rng(100 + seed)
+    ceilings = list(rng.uniform(0.4, 0.7, size=8)) + [0.85]
+    order = rng.permutation(len(ceilings))
+    ceilings = [ceilings[i] for i in order]
+    trained, study = _simulate(ceilings, epochs=27, seed=seed)
+    best = int(np.argmax(ceilings))
+    assert trained[best] == 27  # trained to the end
+    assert sum(trained) < 0.8 * 27 * len(ceilings)  # worse networks stopped early save trial-epochs
+    for d in decisions(study):
+        if not d.promoted:
+            assert ceilings[d.trial] < max(ceilings[: d.trial + 1])  # stopped only behind a better one seen
+
+
+def test_a_decision_holds_its_reason_and_interval():
+    _, study = _simulate([0.8, 0.75, 0.7, 0.4, 0.3], epochs=27, seed=0)
+    found = decisions(study)
+    stopped = [d for d in found if not d.promoted]
+    assert stopped and all(d.threshold is not None and d.upper < d.threshold for d in stopped)
+    late = [d for d in found if d.rung == 9]
+    assert late and all(d.extrapolated and d.lower <= d.score <= d.upper for d in late)
+    assert "stopped" in stopped[0].why and f"epoch {stopped[0].rung}" in stopped[0].why
+
+
+def test_a_study_with_halving_records_and_summarises_its_decisions(learning_study, tmp_path):
+    # 250 training images per epoch (val_fraction 0.9): four epochs of four small networks in seconds
+    settings = {**learning_study, "kind": "compare", "study": "h", "halving": {"enabled": True, "rate": 2},
+                "val_fraction": 0.9, "train": {**learning_study["train"], "epochs": 4.0, "max_images": None},
+                "search": {"models": ["baseline_convnet@16", "fast_convnet@16", "baseline_convnet@8",
+                                      "fast_convnet@8"]}}
+    summary = run_study(*build(settings))
+    text = summary.text()
+    assert "Halving at epoch 1:" in text and "Trial-epochs:" in text
+    study = optuna.load_study(study_name="h", storage=f"sqlite:///{learning_study['run_dir']}/scalelab.db")
+    records = study_records(study)
+    assert len(records) == 4 and {d.rung for d in decisions(study)} == {1, 2}
+    for r in records:
+        if r.status.value == "pruned":
+            assert r.reason.startswith("stopped by successive halving") and r.outcome.epochs < 4
+    pruned = [r for r in records if r.status.value == "pruned"]
+    assert pruned  # the first network (baseline_convnet at 16 px) learns most; others judged against it stop
+    write_site(results_table(study._storage), tmp_path / "report")
+    (page,) = (tmp_path / "report").glob("study-*.html")
+    html = page.read_text()
+    assert "Stopped early" in html and html.count("stopped by successive halving") == len(pruned)
+
+
+def test_halving_is_refused_for_a_sampled_search(tiny_study):
+    with pytest.raises(SearchError, match="--halving applies to studies of listed networks"):
+        build({**tiny_study, "kind": "baseline", "halving": {"enabled": True}})
