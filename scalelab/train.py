@@ -7,6 +7,7 @@ the fraction of the budget used, so a time-boxed trial still warms up and anneal
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import sys
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from scalelab.arch.build import build
@@ -28,6 +30,7 @@ from scalelab.errors import ScalelabError, TrainingError
 
 AUGMENTATIONS = ("affine", "crop", "none")
 OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("cosine", "linear", "constant")
 # Per-channel mean and standard deviation of CIFAR-10's training images, on a 0..1 scale.
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -43,8 +46,12 @@ class TrainConfig:
     stops when the first of them runs out.
 
     ``augment='affine'`` is the seed report's recipe (random rotation, shift, zoom, plus flip);
-    ``'crop'`` is the cheaper pad-and-crop + flip. ``dropout`` and ``drop_path`` override the spec's
-    head dropout and stochastic-depth rate when set.
+    ``'crop'`` is the cheaper pad-and-crop (by ``crop_padding`` pixels) + flip. ``dropout`` and
+    ``drop_path`` override the spec's head dropout and stochastic-depth rate when set.
+
+    ``recipe`` names a set of settings in :mod:`scalelab.recipes` (``"fast"``): it fills in every
+    field of the recipe not given to the constructor, so ``TrainConfig(recipe="fast", epochs=4,
+    whiten=False)`` is the fast recipe with a 4-epoch budget and no whitening layer.
     """
 
     epochs: float = 10.0
@@ -57,9 +64,12 @@ class TrainConfig:
     nesterov: bool = True
     weight_decay: float = 5e-5
     warmup: float = 0.05  # fraction of the budget spent warming the learning rate up linearly
-    schedule: str = "cosine"  # or "constant"
-    label_smoothing: float = 0.0
+    # After warm-up: "cosine" decay to 0, "linear" decay to 0 (with warm-up: a triangle, one-cycle
+    # style), or "constant".
+    schedule: str = "cosine"
+    label_smoothing: float = 0.0  # cross-entropy against (1 - s) one-hot + s uniform targets
     augment: str = "affine"
+    crop_padding: int = 4  # pixels of zero padding for augment="crop" (random translation by up to this)
     rotation: float = 15.0
     shift: float = 0.1
     zoom: float = 0.1
@@ -71,8 +81,21 @@ class TrainConfig:
     amp: bool | None = None
     channels_last: bool = True  # NHWC: faster on CUDA and, with oneDNN, on the CPU too (B0: 2x)
     eval_batch_size: int = 512
+    # Evaluate on each image and its mirror image and average the logits (flip test-time augmentation;
+    # doubles the cost of every evaluation).
+    tta: bool = False
+    # Frozen patch-whitening first layer: the first convolution's k x k filters are set, before
+    # training, to the leading principal directions of the training images' k x k patches (each with
+    # its negative, so a ReLU keeps both signs) scaled to unit variance, and are never trained.
+    whiten: bool = False
+    # Exponential moving average of the weights (and batch-norm statistics) with this decay per step,
+    # used for every evaluation; None: off. 0.99 suits a few hundred steps.
+    ema: float | None = None
+    recipe: str | None = None  # a name in scalelab.recipes.RECIPES (see the class docstring)
 
     def __post_init__(self) -> None:
+        if self.recipe is not None:
+            _apply_recipe(self)
         _check_config(self)
 
     def image_budget(self, n_train: int) -> float:
@@ -109,6 +132,35 @@ def _finite(name: str, value: float) -> None:
         raise TrainConfigError(f"{name} must be a finite number, got {value}")
 
 
+def _apply_recipe(c: TrainConfig) -> None:
+    """Fill the fields of ``c.recipe`` that the caller did not give (a frozen dataclass: set through
+    object.__setattr__ once, before validation)."""
+    from scalelab.recipes import RECIPES  # imports this module
+
+    if not isinstance(c.recipe, str) or c.recipe not in RECIPES:
+        raise TrainConfigError(f"unknown recipe {c.recipe!r}; use one of {', '.join(RECIPES)}")
+    given = getattr(c, "_given", frozenset())
+    for name, value in RECIPES[c.recipe].settings.items():
+        if name not in given:
+            object.__setattr__(c, name, value)
+
+
+def _recording_init(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap TrainConfig's generated __init__ to note which fields the caller gave (a recipe fills only
+    the others; ``dataclasses.replace`` gives them all, so a resolved config stays as it is)."""
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+
+    def __init__(self: TrainConfig, *args: Any, **kwargs: Any) -> None:
+        object.__setattr__(self, "_given", frozenset(names[:len(args)]) | frozenset(kwargs))
+        init(self, *args, **kwargs)
+
+    __init__.__doc__ = init.__doc__
+    return __init__
+
+
+TrainConfig.__init__ = _recording_init(TrainConfig.__init__)  # type: ignore[method-assign]
+
+
 def _check_config(c: TrainConfig) -> None:
     """Refuse, in one line, settings that are of the wrong type, non-finite, or meaningless."""
     for name in ("epochs", "max_seconds"):
@@ -123,20 +175,22 @@ def _check_config(c: TrainConfig) -> None:
     if not any(v is not None and math.isfinite(v) for v in budgets.values()):
         raise TrainConfigError("no finite training budget: give a finite epochs, max_images or max_seconds "
                                f"(got epochs={c.epochs})")
-    for name in ("batch_size", "eval_batch_size", "seed"):
+    for name in ("batch_size", "eval_batch_size", "seed", "crop_padding"):
         _number(name, getattr(c, name), integer=True)
     for name in ("batch_size", "eval_batch_size"):
         if getattr(c, name) < 1:
             raise TrainConfigError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(c, name)}")
+    if not 0 <= c.crop_padding <= 16:
+        raise TrainConfigError(f"crop_padding must be from 0 to 16 pixels, got {c.crop_padding}")
     if not 0 <= c.seed <= MAX_SEED:
         raise TrainConfigError(f"seed must be an integer from 0 to 2**63 - 1, got {c.seed}")
     for name, words, allowed in (("optimizer", "optimizer", OPTIMIZERS),
                                  ("augment", "augmentation", AUGMENTATIONS),
-                                 ("schedule", "schedule", ("cosine", "constant"))):
+                                 ("schedule", "schedule", SCHEDULES)):
         value = getattr(c, name)
         if not isinstance(value, str) or value not in allowed:
             raise TrainConfigError(f"unknown {words} {value!r} ({name}); use one of {', '.join(allowed)}")
-    for name in ("nesterov", "channels_last"):
+    for name in ("nesterov", "channels_last", "tta", "whiten"):
         if not isinstance(getattr(c, name), bool):
             raise TrainConfigError(f"{name} must be true or false, got {getattr(c, name)!r}")
     if c.amp is not None and not isinstance(c.amp, bool):
@@ -150,9 +204,9 @@ def _check_config(c: TrainConfig) -> None:
                   warmup=(c.warmup, 0, 1, _UNIT), label_smoothing=(c.label_smoothing, 0, 1, _UNIT),
                   rotation=(c.rotation, 0, 180, "in [0, 180) degrees"), shift=(c.shift, 0, 1, _UNIT),
                   zoom=(c.zoom, 0, 1, _UNIT), dropout=(c.dropout, 0, 1, _UNIT),
-                  drop_path=(c.drop_path, 0, 1, _UNIT))
+                  drop_path=(c.drop_path, 0, 1, _UNIT), ema=(c.ema, 0, 1, _UNIT))
     for name, (value, lo, hi, words) in ranges.items():
-        _number(name, value, optional=name in ("dropout", "drop_path"))
+        _number(name, value, optional=name in ("dropout", "drop_path", "ema"))
         if value is None:
             continue
         _finite(name, value)
@@ -232,9 +286,13 @@ def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig()
     if n == 0:
         raise ScalelabError(f"dataset '{splits.name}' has no training images")
 
+    batch = _BatchMaker(spec.resolution, config, generator, channels_last)
+    if config.whiten:
+        whiten_first_conv(model, batch.eval(x_train[:_WHITEN_IMAGES]))
     optimizer = _optimizer(model, config)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    batch = _BatchMaker(spec.resolution, config, generator, channels_last)
+    averaged = _Average(model, config.ema) if config.ema is not None else None
+    scored = model if averaged is None else averaged.model
     result = TrainResult(model=spec.name, dataset=splits.name, device=str(device),
                          resolution=spec.resolution, config=dataclasses.asdict(config))
     budget = _Budget(config, n)
@@ -265,6 +323,8 @@ def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if averaged is not None:
+                    averaged.update(model)
                 loss_sum += loss.detach() * len(idx)
                 correct += (logits.argmax(1) == yb).sum()
                 seen += len(idx)
@@ -276,7 +336,8 @@ def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig()
             _check_finite(loss_sum, spec.name, result.images_seen)
             record = EpochRecord(epoch=result.images_seen / n, images_seen=result.images_seen,
                                  train_loss=loss_sum.item() / max(seen, 1), train_acc=correct.item() / max(seen, 1),
-                                 val_acc=evaluate(model, x_val, y_val, batch, config.eval_batch_size, amp),
+                                 val_acc=evaluate(scored, x_val, y_val, batch, config.eval_batch_size, amp,
+                                                  tta=config.tta),
                                  wall_s=time.perf_counter() - started)
             result.curve.append(record)
             bar.epoch(record, train_s)
@@ -288,22 +349,26 @@ def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig()
     result.val_acc = result.curve[-1].val_acc if result.curve else float("nan")
     if evaluate_test:
         x_test, y_test = _to_device(splits.test, device)
-        result.test_acc = evaluate(model, x_test, y_test, batch, config.eval_batch_size, amp)
+        result.test_acc = evaluate(scored, x_test, y_test, batch, config.eval_batch_size, amp, tta=config.tta)
     result.wall_s = time.perf_counter() - started
     return result
 
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch: _BatchMaker, batch_size: int = 512,
-             amp: bool = False) -> float:
-    """Top-1 accuracy (a fraction) of ``model`` on uint8 NCHW images ``x``; nan for an empty split."""
+             amp: bool = False, tta: bool = False) -> float:
+    """Top-1 accuracy (a fraction) of ``model`` on uint8 NCHW images ``x``; nan for an empty split.
+    ``tta``: the logits are averaged over each image and its mirror image."""
     if len(y) == 0:
         return float("nan")
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=y.device)
     for start in range(0, len(y), batch_size):
         with torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = model(batch.eval(x[start:start + batch_size]))
+            xb = batch.eval(x[start:start + batch_size])
+            logits = model(xb)
+            if tta:
+                logits = logits.float() + model(xb.flip(3)).float()
         correct += (logits.argmax(1) == y[start:start + batch_size]).sum()
     return correct.item() / len(y)
 
@@ -328,7 +393,7 @@ class _BatchMaker:
         if c.augment == "affine":
             x = random_affine(x, self.generator, rotation=c.rotation, shift=c.shift, zoom=c.zoom)
         elif c.augment == "crop":
-            x = random_crop_flip(x, self.generator)
+            x = random_crop_flip(x, self.generator, padding=c.crop_padding)
         return resize_batch(x, self.resolution).contiguous(memory_format=self.memory_format)
 
     def eval(self, x: Tensor) -> Tensor:
@@ -354,14 +419,67 @@ def _lr_factor(frac: float, config: TrainConfig) -> float:
         return (frac + 1e-3) / config.warmup
     if config.schedule == "constant":
         return 1.0
-    progress = (frac - config.warmup) / (1 - config.warmup)
-    return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    progress = min((frac - config.warmup) / (1 - config.warmup), 1.0)
+    if config.schedule == "linear":
+        return 1.0 - progress
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+_WHITEN_IMAGES = 2000  # training images whose patches estimate the whitening
+
+
+@torch.no_grad()
+def whiten_first_conv(model: nn.Module, images: Tensor, eps: float = 1e-2) -> nn.Conv2d:
+    """Set the first convolution of ``model`` to a frozen patch-whitening layer, from the k x k patches
+    of ``images`` (normalised float NCHW, as the network sees them): filter 2i is the i-th principal
+    direction divided by the square root of its variance (+ ``eps``), filter 2i + 1 its negative.
+    Filters beyond twice the patch dimension keep their initialisation; the layer is frozen whole."""
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is None or conv.groups != 1 or conv.in_channels != images.shape[1]:
+        raise ScalelabError("whiten needs a network whose first layer is a full (not grouped) "
+                            "convolution of the input image")
+    kh, kw = conv.kernel_size
+    patches = F.unfold(images.float().contiguous(), (kh, kw))  # (N, C*kh*kw, L), no padding
+    patches = patches.transpose(1, 2).reshape(-1, patches.shape[1]).double()
+    patches = patches - patches.mean(0)
+    cov = patches.T @ patches / max(len(patches) - 1, 1)
+    eigenvalues, eigenvectors = torch.linalg.eigh(cov)  # ascending
+    order = eigenvalues.flip(0), eigenvectors.flip(1)
+    n = min(conv.out_channels // 2, len(eigenvalues))
+    filters = (order[1][:, :n] / torch.sqrt(order[0][:n].clamp_min(0) + eps)).T
+    filters = filters.reshape(n, conv.in_channels, kh, kw).to(conv.weight.dtype)
+    conv.weight[0:2 * n:2] = filters
+    conv.weight[1:2 * n:2] = -filters
+    conv.weight.requires_grad_(False)
+    if conv.bias is not None:
+        conv.bias.zero_()
+        conv.bias.requires_grad_(False)
+    return conv
+
+
+class _Average:
+    """An exponential moving average of a model's weights and buffers (batch-norm statistics)."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.model = copy.deepcopy(model)
+        self.model.requires_grad_(False)
+        self.decay, self.steps = decay, 0
+        self.pairs = [(a, b) for a, b in zip(self.model.state_dict().values(), model.state_dict().values())
+                      if a.is_floating_point()]
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.steps += 1
+        decay = min(self.decay, (1 + self.steps) / (10 + self.steps))  # short memory at the start
+        mine, theirs = zip(*self.pairs)
+        torch._foreach_lerp_(list(mine), list(theirs), 1 - decay)
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     # No weight decay on batch-norm parameters and biases (one-dimensional tensors).
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    trained = [p for p in model.parameters() if p.requires_grad]  # not a frozen whitening layer
+    decay = [p for p in trained if p.ndim > 1]
+    no_decay = [p for p in trained if p.ndim <= 1]
     groups = [dict(params=decay, weight_decay=config.weight_decay), dict(params=no_decay, weight_decay=0.0)]
     if config.optimizer == "adam":
         return torch.optim.AdamW(groups, lr=config.base_lr) if config.weight_decay else torch.optim.Adam(

@@ -19,15 +19,23 @@ def train_command(
     epochs: Annotated[Optional[float], typer.Option(help="Budget in epochs (default 10 when no other budget).")] = None,
     max_images: Annotated[Optional[int], typer.Option(help="Budget in training images.")] = None,
     max_seconds: Annotated[Optional[float], typer.Option(help="Budget in seconds of training.")] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 128,
-    optimizer: Annotated[str, typer.Option(help="adam or sgd (Nesterov).")] = "adam",
+    recipe: Annotated[Optional[str], typer.Option(help="A named recipe (scalelab.recipes: fast, small-data); the options below override it.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="[default: 128]")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help="adam or sgd (Nesterov). [default: adam]")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default 1e-3 Adam, 0.1*batch/256 SGD).")] = None,
-    weight_decay: Annotated[float, typer.Option()] = 5e-5,
-    warmup: Annotated[float, typer.Option(help="Fraction of the budget for linear warm-up.")] = 0.05,
-    label_smoothing: Annotated[float, typer.Option()] = 0.0,
-    augment: Annotated[str, typer.Option(help="affine (rotation/shift/zoom/flip), crop or none.")] = "affine",
+    weight_decay: Annotated[Optional[float], typer.Option(help="[default: 5e-05]")] = None,
+    warmup: Annotated[Optional[float], typer.Option(help="Fraction of the budget for linear warm-up. [default: 0.05]")] = None,
+    schedule: Annotated[Optional[str], typer.Option(help="cosine, linear or constant after warm-up. [default: cosine]")] = None,
+    label_smoothing: Annotated[Optional[float], typer.Option(help="[default: 0]")] = None,
+    augment: Annotated[Optional[str], typer.Option(help="affine (rotation/shift/zoom/flip), crop or none. [default: affine]")] = None,
+    crop_padding: Annotated[Optional[int], typer.Option(help="Pixels of padding for --augment crop. [default: 4]")] = None,
+    tta: Annotated[Optional[bool], typer.Option("--tta/--no-tta", help="Flip test-time augmentation. [default: off]")] = None,
+    whiten: Annotated[Optional[bool], typer.Option("--whiten/--no-whiten", help="Frozen patch-whitening first layer. [default: off]")] = None,
+    ema: Annotated[Optional[float], typer.Option(help="Evaluate an EMA of the weights with this decay per step. [default: off]")] = None,
     dropout: Annotated[Optional[float], typer.Option(help="Override the head dropout.")] = None,
     drop_path: Annotated[Optional[float], typer.Option(help="Override the stochastic-depth rate.")] = None,
+    width: Annotated[float, typer.Option(help="Width multiplier on the model's channels.")] = 1.0,
+    depth: Annotated[float, typer.Option(help="Depth multiplier on the model's layers.")] = 1.0,
     resolution: Annotated[Optional[int], typer.Option(min=1, help="Input size in px (default: the model's).")] = None,
     val_fraction: Annotated[float, typer.Option(help="Share of each training class held out for validation.")] = 0.1,
     seed: Annotated[int, typer.Option()] = 0,
@@ -53,13 +61,16 @@ def train_command(
         budgets["epochs"] = 10.0
     elif epochs is None:
         budgets["epochs"] = float("inf")
-    config = TrainConfig(**budgets, batch_size=batch_size, optimizer=optimizer, lr=lr,
-                         weight_decay=weight_decay, warmup=warmup, label_smoothing=label_smoothing,
-                         augment=augment, dropout=dropout, drop_path=drop_path, seed=seed, amp=amp)
+    given = dict(batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+                 warmup=warmup, schedule=schedule, label_smoothing=label_smoothing, augment=augment,
+                 crop_padding=crop_padding, tta=tta, whiten=whiten, ema=ema, dropout=dropout,
+                 drop_path=drop_path, amp=amp)
+    config = TrainConfig(**budgets, **{k: v for k, v in given.items() if v is not None}, seed=seed,
+                         recipe=recipe)
     dev = pick_device(device)
     data = load_dataset(dataset, data_dir, download=download)
-    spec = make_spec(model, num_classes=data.num_classes, resolution=resolution)
-    check_fits(spec, batch_size=batch_size, training=True, device=dev)
+    spec = make_spec(model, num_classes=data.num_classes, resolution=resolution, width=width, depth=depth)
+    check_fits(spec, batch_size=config.batch_size, training=True, device=dev)
     splits = split_validation(data, val_fraction, seed)
     result = train(spec, splits, config, device=dev, evaluate_test=test, progress=not as_json)
     record = result.to_dict()
