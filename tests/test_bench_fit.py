@@ -52,6 +52,8 @@ def test_synthetic_benchmark_scores_fitter_and_baselines(tmp_path: Path) -> None
     assert by[("syn / law / m", "scalelab")] < 0.5 * by[("syn / law / m", "last value")]
     # The flat curve is fitted flat: no worse than the last value, whose single point is noisier.
     assert by[("syn / flat / m", "scalelab")] <= by[("syn / flat / m", "last value")] + 1e-3
+    final = rows.set_index(["curve", "method"])["final_error"]  # at the last held-out point
+    assert final[("syn / law / m", "scalelab")] < final[("syn / law / m", "last value")]
     short = rows[(rows["curve"] == "syn / short / m") & (rows["method"] == "scalelab")].iloc[0]
     assert short["note"].startswith("refused") and "too few" in short["note"]
     assert np.isnan(short["coverage"])

@@ -165,7 +165,10 @@ def score(curves: Sequence[Curve], predictors: dict[str, Predictor] | None = Non
     """Per-curve rows (curve, method, log_rmse, coverage, seconds, note) and one summary row per method:
     mean_log_rmse, median_log_rmse, wins (curves on which the method has the lowest log-RMSE; ties count
     for each), coverage (mean over curves of the share of held-out rows inside the interval at ``level``),
-    coverage_rows (pooled over rows), mean_seconds, max_seconds and refused (curves it would not fit)."""
+    coverage_rows (pooled over rows), mean_seconds, max_seconds, refused (curves it would not fit), and at
+    each curve's last held-out point (its final value, what a study wants predicted): mean_final_error (the
+    mean absolute error, in the curve's units: for scalelab's own curves, validation error, so x 100 is
+    points of accuracy) and final_coverage (the share of curves whose interval holds it)."""
     predictors = PREDICTORS if predictors is None else predictors
     rows = []
     for curve in curves:
@@ -174,11 +177,14 @@ def score(curves: Sequence[Curve], predictors: dict[str, Predictor] | None = Non
             err = np.log(np.maximum(pred.values, 1e-300)) - np.log(curve.y_test)
             inside = (pred.lower <= curve.y_test) & (curve.y_test <= pred.upper)
             has_interval = bool(np.all(np.isfinite(pred.lower)) and np.all(np.isfinite(pred.upper)))
+            last = int(np.argmax(curve.x_test))
             rows.append(dict(curve=curve.name, method=method, n_fit=curve.x_train.size, n_test=curve.y_test.size,
                              log_rmse=float(np.sqrt(np.mean(err**2))),
                              coverage=float(inside.mean()) if has_interval else np.nan,
                              covered=int(inside.sum()) if has_interval else 0,
                              scored=curve.y_test.size if has_interval else 0,
+                             final_error=float(abs(pred.values[last] - curve.y_test[last])),
+                             final_covered=float(inside[last]) if has_interval else np.nan,
                              seconds=pred.seconds, note=pred.note))
     per_curve = pd.DataFrame(rows)
     best = per_curve.groupby("curve", sort=False)["log_rmse"].transform("min")
@@ -190,6 +196,7 @@ def score(curves: Sequence[Curve], predictors: dict[str, Predictor] | None = Non
             median_log_rmse=part["log_rmse"].median(), wins=int(part["win"].sum()),
             coverage=part["coverage"].mean(),
             coverage_rows=part["covered"].sum() / part["scored"].sum() if part["scored"].sum() else np.nan,
+            mean_final_error=part["final_error"].mean(), final_coverage=part["final_covered"].mean(),
             mean_seconds=part["seconds"].mean(), max_seconds=part["seconds"].max(),
             refused=int(part["note"].str.startswith("refused").sum())))
     return per_curve, pd.DataFrame(summary)
@@ -198,13 +205,16 @@ def score(curves: Sequence[Curve], predictors: dict[str, Predictor] | None = Non
 def format_summary(summary: pd.DataFrame, level: float) -> str:
     """The summary as an aligned text table."""
     head = (f"{'method':<18} {'curves':>6} {'mean log-RMSE':>13} {'median':>8} {'wins':>5} "
-            f"{f'{100 * level:g}% cover':>10} {'(rows)':>7} {'s/fit':>6} {'max s':>6} {'refused':>7}")
+            f"{f'{100 * level:g}% cover':>10} {'(rows)':>7} {'final |err|':>11} {'cover':>6} "
+            f"{'s/fit':>6} {'max s':>6} {'refused':>7}")
     lines = [head]
     for r in summary.itertuples():
         cover = "-" if np.isnan(r.coverage) else f"{100 * r.coverage:.1f}%"
         rows = "-" if np.isnan(r.coverage_rows) else f"{100 * r.coverage_rows:.1f}%"
+        final = "-" if np.isnan(r.final_coverage) else f"{100 * r.final_coverage:.0f}%"
         lines.append(f"{r.method:<18} {r.curves:>6} {r.mean_log_rmse:>13.4f} {r.median_log_rmse:>8.4f} "
-                     f"{r.wins:>5} {cover:>10} {rows:>7} {r.mean_seconds:>6.2f} {r.max_seconds:>6.2f} {r.refused:>7}")
+                     f"{r.wins:>5} {cover:>10} {rows:>7} {r.mean_final_error:>11.4f} {final:>6} "
+                     f"{r.mean_seconds:>6.2f} {r.max_seconds:>6.2f} {r.refused:>7}")
     return "\n".join(lines)
 
 
