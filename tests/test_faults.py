@@ -1,5 +1,6 @@
 """Faults as a careful user causes them: Ctrl-C (once or twice), SIGTERM to a multi-worker command, SIGKILL
-of one worker, two commands started together on one study. Each checks the exit code, the messages and
+of one worker, SIGKILL of the whole command while it queues, trains or is between trials (then resumed),
+two commands started together on one study. Each checks the exit code, the messages and
 the storage afterwards."""
 
 import os
@@ -104,4 +105,42 @@ def test_two_commands_started_together_train_every_point_once(tmp_path):
     trials = _trials(commands[0][1])
     complete = Counter(point_of(t) for t in trials if t.state == TrialState.COMPLETE)
     assert sorted(complete) == [0, 1, 2, 3] and set(complete.values()) == {1}  # none trained twice
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+def _wait_for(url, proc, ready, timeout=120):
+    """Poll the storage until ``ready(trials)`` holds (the study may not exist yet)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            if ready(_trials(url)):
+                return
+        except Exception:  # the storage or study does not exist yet
+            pass
+        time.sleep(0.05)
+    raise AssertionError("the moment to kill at never came")
+
+
+MOMENTS = {
+    "queueing": lambda trials: len(trials) > 0,  # the study exists: its points are being queued or just were
+    "training": lambda trials: any(t.state == TrialState.RUNNING for t in trials),
+    "between trials": lambda trials: any(t.state == TrialState.COMPLETE for t in trials),
+}
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_sigkill_of_the_command_at_any_moment_loses_and_repeats_nothing_on_resume(tmp_path, moment):
+    proc, url = _command(tmp_path, "--max-images", "64")
+    _wait_for(url, proc, MOMENTS[moment])
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    before = {point_of(t) for t in _trials(url) if t.state == TrialState.COMPLETE}
+    again, _ = _command(tmp_path, "--max-images", "64")
+    out, err = again.communicate(timeout=240)
+    assert again.returncode == 0 and "Traceback" not in err, err
+    trials = _trials(url)
+    complete = Counter(point_of(t) for t in trials if t.state == TrialState.COMPLETE)
+    assert sorted(complete) == [0, 1, 2, 3] and set(complete.values()) == {1}  # each point once, the killed run's kept
+    assert before <= set(complete)
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
