@@ -4,8 +4,8 @@ accuracy.
 
 Rungs sit at ``min_epochs * rate**k`` epochs, below the trial's budget. A trial reaching a rung is scored:
 with at least :data:`MIN_FIT_POINTS` evaluations, by extrapolating its own validation curve to the end of
-its budget with :func:`scalelab.analysis.fit_select.select_form` (the prediction and its calibrated
-interval at ``level``); with fewer, by the accuracy it has (an interval of zero width). It goes on while
+its budget with a power law (:data:`FORMS`, fitted by :func:`scalelab.analysis.fit_select.select_form`:
+the prediction and its calibrated interval at ``level``); with fewer, by the accuracy it has (an interval of zero width). It goes on while
 the *upper* end of its interval reaches the score of the best ``1/rate`` of the trials that reached that
 rung (itself included), or while fewer than ``rate`` trials have reached it, so that a network is stopped
 only when even its optimistic prediction falls short. Replicates of a network are judged one by one.
@@ -32,6 +32,11 @@ from scalelab.search.record import TrialRecord
 MIN_FIT_POINTS = 4
 """Evaluations a curve needs before it is extrapolated (the fitter holds a stretch of it out)."""
 ATTR_PREFIX = "halving:"
+FORMS = ("pow3",)
+"""The curve form a network's own learning curve is extrapolated with. On this project's real curves
+(27 CIFAR-10 curves of 9 epochs: fitted on the first 5, predicting epoch 9) the power law E + A x^-a
+missed the final accuracy by 2.4 points on average with its 95% interval holding it 89% of the time;
+:func:`select_form` choosing among all forms missed by 4.4 points (85%), the last value by 5.5 (74%)."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ class HalvingPruner(BasePruner):
         epochs = np.array([s for s, _ in curve], dtype=float)
         values = np.clip(np.array([v for _, v in curve], dtype=float), 1e-4, 1 - 1e-4)
         try:
-            fit, _ = select_form(epochs, values, metric="accuracy", horizon=self.budget_epochs,
+            fit, _ = select_form(epochs, values, FORMS, metric="accuracy", horizon=self.budget_epochs,
                                  level=self.settings.level, n_bootstrap=100)
         except FitError:
             return acc, acc, acc, False
