@@ -42,6 +42,10 @@ _FAST = Recipe(
         whiten=True, tta=True)),
 )
 
+# Measured on cifar10-mini (2,025 training images), EfficientNet-B0-32 at half width and depth, the
+# validation accuracy after one epoch at the peak learning rate (one seed, busy machine): the study
+# files' Adam 3e-3, batches of 64, warm-up 0.2 of the epoch: 10.0% (chance; train accuracy 16.5%);
+# this recipe: 26.8%; batches of 32 at 3e-3 without dropout or stochastic depth: 21.2%.
 _SMALL_DATA = Recipe(
     name="small-data",
     summary=("short trials on small data (a few thousand images): Adam at 2e-3 with a short warm-up, "
