@@ -226,3 +226,39 @@ def test_commands_creating_one_new_storage_together_all_succeed(tmp_path):
             assert pool.map(_create_and_add_study, [(url, i) for i in range(4)]) == ["ok"] * 4
         assert sorted(optuna.get_all_study_names(st.open_storage(url, create=False))) == ["s0", "s1", "s2", "s3"]
         assert not [p for p in (tmp_path / str(attempt) / "runs").iterdir() if p.name.startswith(".")]
+
+
+def _racing_rdb(monkeypatch, failures: int, error):
+    """RDBStorage that fails ``failures`` times with ``error`` (another process creating the schema)."""
+    calls = []
+    real = st.RDBStorage
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= failures:
+            raise error
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(st, "RDBStorage", flaky)
+    monkeypatch.setattr(st.time, "sleep", lambda s: None)
+    return calls
+
+
+def test_a_schema_created_by_a_process_starting_at_the_same_moment_is_waited_for(tmp_path, monkeypatch):
+    import sqlalchemy
+
+    path = _make_storage(tmp_path / "s.db", trials=1)
+    race = sqlalchemy.exc.IntegrityError("CREATE TYPE studydirection", {}, Exception("duplicate key value"))
+    calls = _racing_rdb(monkeypatch, 2, race)
+    storage = st.open_storage(f"sqlite:///{path}")
+    assert len(calls) == 3 and [s.study_name for s in storage.get_all_studies()] == ["a"]
+
+
+def test_a_schema_error_that_is_no_race_is_one_line(tmp_path, monkeypatch):
+    import sqlalchemy
+
+    path = _make_storage(tmp_path / "s.db", trials=1)
+    calls = _racing_rdb(monkeypatch, 99, sqlalchemy.exc.ProgrammingError("SELECT", {}, Exception("permission denied")))
+    with pytest.raises(SearchError, match="permission denied"):
+        st.open_storage(f"sqlite:///{path}")
+    assert len(calls) == 1

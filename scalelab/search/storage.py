@@ -35,6 +35,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import time
 import urllib.parse
 import warnings
 import weakref
@@ -111,8 +112,7 @@ def open_storage(url: str, *, create: bool = True, heartbeat_s: int | None = Non
             heartbeat = {} if heartbeat_s is None else dict(
                 heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(MAX_RETRY))
-            storage = RDBStorage(sa_url.render_as_string(hide_password=False),
-                                 engine_kwargs=_engine_kwargs(sa_url), **heartbeat)
+            storage = _create_rdb(sa_url, heartbeat)
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, TypeError) as exc:
         raise _open_error(url, sa_url, exc) from exc
     if storage.engine.name == "sqlite":
@@ -120,6 +120,26 @@ def open_storage(url: str, *, create: bool = True, heartbeat_s: int | None = Non
         if sa_url.database and not sa_url.database.startswith("file:") and sa_url.database != ":memory:":
             _ENGINES.setdefault(str(Path(sa_url.database).resolve()), weakref.WeakSet()).add(storage.engine)
     return storage
+
+
+SCHEMA_RACE_ATTEMPTS = 5
+
+
+def _create_rdb(sa_url: sqlalchemy.engine.URL, heartbeat: dict) -> RDBStorage:
+    """Optuna's storage on ``sa_url``. On a new database server-side, processes starting together each
+    create Optuna's tables and types; all but one fail with "already exists" (PostgreSQL), and a short
+    wait and a second look find the schema the winner made."""
+    attempt = 1
+    while True:
+        try:
+            return RDBStorage(sa_url.render_as_string(hide_password=False), engine_kwargs=_engine_kwargs(sa_url),
+                              **heartbeat)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
+            racing = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)
+            if not racing or attempt == SCHEMA_RACE_ATTEMPTS:
+                raise
+        time.sleep(0.2 * attempt)
+        attempt += 1
 
 
 def _open_error(url: str, sa_url: sqlalchemy.engine.URL, exc: BaseException) -> SearchError:
