@@ -98,3 +98,24 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def corner_squares(n_per_class, classes=3, size=16, seed=0):
+    """A toy dataset: class k is noise plus a bright square in corner k (learnable in a few steps);
+    ``n_per_class`` training and a quarter as many test images per class."""
+    import numpy as np
+
+    from scalelab.data import ImageDataset
+
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        y = np.repeat(np.arange(classes), n)
+        x = rng.integers(0, 100, size=(len(y), size, size, 3), dtype=np.uint8)
+        for k in range(classes):
+            r, c = divmod(k, 2)
+            x[y == k, r * size // 2:(r + 1) * size // 2, c * size // 2:(c + 1) * size // 2, k % 3] = 255
+        return x, y.astype(np.int64)
+
+    return ImageDataset("toy", tuple(f"c{k}" for k in range(classes)), *make(n_per_class),
+                        *make(n_per_class // 4), "generated")

@@ -5,8 +5,8 @@ import dataclasses
 import json
 import sys
 
-import numpy as np
 import pytest
+from conftest import corner_squares
 import torch
 from torch import nn
 
@@ -14,7 +14,7 @@ from scalelab.arch.build import build
 from scalelab.arch.scaling import Scale, apply
 from scalelab.arch.zoo import get_preset
 from scalelab.cli import main
-from scalelab.data import ImageDataset, split_validation
+from scalelab.data import split_validation
 from scalelab.recipes import RECIPES
 from scalelab.search import build as build_study
 from scalelab.train import (TrainConfig, TrainConfigError, _BatchMaker, _lr_factor, _optimizer, evaluate,
@@ -23,25 +23,9 @@ from scalelab.train import (TrainConfig, TrainConfigError, _BatchMaker, _lr_fact
 pytestmark = pytest.mark.xdist_group("recipes")
 
 
-def _dataset(n_per_class=32, classes=3, size=16, seed=0):
-    """Class k: noise plus a bright square in corner k (learnable in a few steps)."""
-    rng = np.random.default_rng(seed)
-
-    def make(n):
-        y = np.repeat(np.arange(classes), n)
-        x = rng.integers(0, 100, size=(len(y), size, size, 3), dtype=np.uint8)
-        for k in range(classes):
-            r, c = divmod(k, 2)
-            x[y == k, r * size // 2:(r + 1) * size // 2, c * size // 2:(c + 1) * size // 2, k % 3] = 255
-        return x, y.astype(np.int64)
-
-    return ImageDataset("toy", tuple(f"c{k}" for k in range(classes)), *make(n_per_class),
-                        *make(n_per_class // 4), "generated")
-
-
 @pytest.fixture(scope="module")
 def splits():
-    return split_validation(_dataset(), 0.25, seed=0)
+    return split_validation(corner_squares(32), 0.25, seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -3,36 +3,21 @@
 import dataclasses
 import math
 
-import numpy as np
 import pytest
+from conftest import corner_squares
 
 from scalelab.arch.scaling import Scale, apply
 from scalelab.arch.zoo import get_preset
-from scalelab.data import ImageDataset, split_validation
+from scalelab.data import split_validation
 from scalelab.errors import ScalelabError, TrainingError
 from scalelab.train import TrainConfig, train
 
 pytestmark = pytest.mark.xdist_group("train")  # its module-scoped fixtures are built once, in one process
 
 
-def _colour_dataset(n_per_class=64, classes=3, size=16, seed=0):
-    """Class k is noise plus a bright square in corner k: learnable in a few steps."""
-    rng = np.random.default_rng(seed)
-    def make(n):
-        y = np.repeat(np.arange(classes), n)
-        x = rng.integers(0, 100, size=(len(y), size, size, 3), dtype=np.uint8)
-        for k in range(classes):
-            r, c = divmod(k, 2)
-            x[y == k, r * size // 2:(r + 1) * size // 2, c * size // 2:(c + 1) * size // 2, k % 3] = 255
-        return x, y.astype(np.int64)
-    xtr, ytr = make(n_per_class)
-    xte, yte = make(n_per_class // 4)
-    return ImageDataset("toy", tuple(f"c{k}" for k in range(classes)), xtr, ytr, xte, yte, "generated")
-
-
 @pytest.fixture(scope="module")
 def splits():
-    return split_validation(_colour_dataset(), 0.25, seed=0)
+    return split_validation(corner_squares(64), 0.25, seed=0)
 
 
 @pytest.fixture(scope="module")
