@@ -42,8 +42,5 @@ def cached_cost(spec: NetworkSpec) -> Cost:
 
 
 def _entry(spec: NetworkSpec) -> Path:
-    network = spec.to_dict()
-    network.pop("name")
-    key = json.dumps({"network": network, "scalelab": scalelab.__version__, "torch": torch.__version__},
-                     sort_keys=True)
+    key = json.dumps({"network": spec.network_key, "scalelab": scalelab.__version__, "torch": torch.__version__})
     return cache_dir() / "costs" / f"{hashlib.sha256(key.encode()).hexdigest()}.json"

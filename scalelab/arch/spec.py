@@ -145,6 +145,13 @@ class NetworkSpec:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
+    @property
+    def network_key(self) -> str:
+        """The spec's JSON without its name: two specs are the same network when their keys match."""
+        d = self.to_dict()
+        d.pop("name")
+        return json.dumps(d, sort_keys=True)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NetworkSpec:
         try:

@@ -4,7 +4,6 @@ multiple; phi; model), and validation accuracy as the one objective."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -144,7 +143,7 @@ def dedupe(planned: list[Planned]) -> tuple[Planned, ...]:
     the others go into its point's ``aliases``."""
     kept: dict[str, Planned] = {}
     for p in planned:
-        key = network_key(p.spec)
+        key = p.spec.network_key
         if key in kept:
             first = kept[key]
             point = Point(**{**vars(first.point), "aliases": (*first.point.aliases, p.point)})
@@ -153,9 +152,3 @@ def dedupe(planned: list[Planned]) -> tuple[Planned, ...]:
             kept[key] = p
     return tuple(kept.values())
 
-
-def network_key(spec: NetworkSpec) -> str:
-    """The spec's JSON without its name: two specs are the same network when their keys match."""
-    d = spec.to_dict()
-    d.pop("name")
-    return json.dumps(d, sort_keys=True)

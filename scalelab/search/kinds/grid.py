@@ -31,7 +31,7 @@ from scalelab.cost_cache import cached_cost
 from scalelab.errors import SearchError
 from scalelab.files import write_text_atomic
 from scalelab.search.kinds import Plan, Planned, register
-from scalelab.search.kinds.enumerated import EnumeratedKind, dedupe, network_key
+from scalelab.search.kinds.enumerated import EnumeratedKind, dedupe
 from scalelab.search.record import Point, Status, TrialCost, TrialRecord
 from scalelab.search.targets import Target, parse_target
 from scalelab.units import si
@@ -116,7 +116,7 @@ def candidates(base: NetworkSpec, base_flops: int, multiple: float, settings: Gr
     out = []
     for a, b, g in points:
         spec = apply(base, Scale(a, b, g), name=f"{base.name}-a{a:g}-b{b:g}-g{g:g}", layers=layers)
-        key = network_key(spec)
+        key = spec.network_key
         duplicate = key in measured
         if not duplicate:
             measured[key] = measure(spec)
