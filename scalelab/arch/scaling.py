@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 from scalelab.arch.spec import NetworkSpec
 from scalelab.errors import SpecError
 
 CHANNEL_DIVISOR = 8
-LAYER_ROUNDING = ("up", "nearest")
+LayerRounding = Literal["up", "nearest"]
 """How :func:`apply` rounds scaled layer counts: up (the reference implementations) or to the nearest."""
+LAYER_ROUNDING = get_args(LayerRounding)
 
 
 class Scale(NamedTuple):
@@ -56,7 +57,7 @@ def round_filters(channels: float, divisor: int = CHANNEL_DIVISOR) -> int:
     return int(rounded)
 
 
-def round_repeats(layers: int, depth: float, rule: str = "up") -> int:
+def round_repeats(layers: int, depth: float, rule: LayerRounding = "up") -> int:
     """Layers after depth scaling, rounded up or to the nearest integer (halves up); never below one, so
     a stage never disappears."""
     if rule not in LAYER_ROUNDING:
@@ -85,7 +86,7 @@ def compound(alpha: float, beta: float, gamma: float, phi: float) -> Scale:
     return Scale(alpha**phi, beta**phi, gamma**phi)
 
 
-def apply(spec: NetworkSpec, scale: Scale, *, name: str | None = None, layers: str = "up") -> NetworkSpec:
+def apply(spec: NetworkSpec, scale: Scale, *, name: str | None = None, layers: LayerRounding = "up") -> NetworkSpec:
     """A new spec with depth, width and resolution multiplied by ``scale``; ``spec`` is unchanged.
     ``layers`` is the layer rounding rule (:data:`LAYER_ROUNDING`)."""
     for label, value in zip(("depth", "width", "resolution"), scale):

@@ -15,7 +15,7 @@ import difflib
 from collections.abc import Callable
 from pathlib import Path
 
-from scalelab.arch.scaling import EFFICIENTNET_FAMILY, Scale, apply, compound
+from scalelab.arch.scaling import EFFICIENTNET_FAMILY, LayerRounding, Scale, apply, compound
 from scalelab.arch.spec import HeadSpec, NetworkSpec, StageSpec, StemSpec
 from scalelab.errors import SpecError
 
@@ -201,7 +201,7 @@ def resolve(name_or_path: str, num_classes: int | None = None) -> NetworkSpec:
 def make_spec(model: str, *, num_classes: int | None = None, resolution: int | None = None,
               depth: float = 1.0, width: float = 1.0, alpha: float | None = None,
               beta: float | None = None, gamma: float | None = None,
-              phi: float | None = None, layers: str = "up") -> NetworkSpec:
+              phi: float | None = None, layers: LayerRounding = "up") -> NetworkSpec:
     """A preset (or spec file) scaled by explicit multipliers or by compound coefficients.
 
     ``phi`` selects compound scaling with ``alpha``, ``beta``, ``gamma`` (defaults: the seed's 1.2,

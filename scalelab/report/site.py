@@ -95,7 +95,7 @@ def _write_asset(path: Path, text: str) -> None:
     write_bytes_atomic(path, data)
 
 
-def study_page(df: pd.DataFrame, title: str, settings: ReportSettings, stopped: pd.DataFrame | None = None) -> str:
+def study_page(df: pd.DataFrame, title: str, settings: ReportSettings, stopped: pd.DataFrame) -> str:
     """The page of one study: header with its settings, then the sections its kind calls for, then the
     trials ``stopped`` before the end of their budget and why."""
     kind = get_kind(str(df["kind"].iloc[0]))
@@ -103,7 +103,7 @@ def study_page(df: pd.DataFrame, title: str, settings: ReportSettings, stopped: 
     study = _Study(df, settings)
     body = join([tag("h1", name), _settings(df, kind, settings), tag("p", SPLIT_NOTE),
                  *(_SECTIONS[section](study) for section in kind.report_sections),
-                 stopped_section(stopped if stopped is not None else df.iloc[:0])])
+                 stopped_section(stopped)])
     nav = tag("nav", Html(f'<a href="index.html">← {tag("span", title)}: all studies</a>'))
     return page(f"{name} · {title}", body, nav=nav)
 

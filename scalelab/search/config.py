@@ -29,8 +29,9 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from scalelab.arch.scaling import LayerRounding
 from scalelab.arch.spec import NetworkSpec
 from scalelab.arch.zoo import make_spec
 from scalelab.errors import SearchError
@@ -52,7 +53,7 @@ class BaseRef:
     depth: float = 1.0
     width: float = 1.0
     resolution_px: int | None = None
-    layer_rounding: Literal["up", "nearest"] = "up"
+    layer_rounding: LayerRounding = "up"
 
     def resolve(self, num_classes: int) -> NetworkSpec:
         """The spec, named after its scaling when scaled (``efficientnet_b0_32-d0.5-w0.5``)."""

@@ -5,10 +5,11 @@ accuracy.
 Rungs sit at ``min_epochs * rate**k`` epochs, below the trial's budget. A trial reaching a rung is scored:
 with at least :data:`MIN_FIT_POINTS` evaluations, by extrapolating its own validation curve to the end of
 its budget with a power law (:data:`FORMS`, fitted by :func:`scalelab.analysis.fit_select.select_form`:
-the prediction and its calibrated interval at ``level``); with fewer, by the accuracy it has (an interval of zero width). It goes on while
-the *upper* end of its interval reaches the score of the best ``1/rate`` of the trials that reached that
-rung (itself included), or while fewer than ``rate`` trials have reached it, so that a network is stopped
-only when even its optimistic prediction falls short. Replicates of a network are judged one by one.
+the prediction and its calibrated interval at ``level``); with fewer, by the accuracy it has (an
+interval of zero width). It goes on while the *upper* end of its interval reaches the score of the best
+``1/rate`` of the trials that reached that rung (itself included), or while fewer than ``rate`` trials have
+reached it, so that a network is stopped only when even its optimistic prediction falls short.
+Replicates of a network are judged one by one.
 
 Every decision (rung, score, interval, threshold, how many trials reached the rung, promoted or stopped)
 is kept in the trial's system attributes (``halving:<epochs>``): :func:`decisions` reads them back for
@@ -17,6 +18,7 @@ the summary and the report.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +29,7 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from scalelab.errors import SearchError
-from scalelab.search.record import TrialRecord
+from scalelab.search.record import Status, TrialRecord
 
 MIN_FIT_POINTS = 4
 """Evaluations a curve needs before it is extrapolated (the fitter holds a stretch of it out)."""
@@ -120,7 +122,7 @@ class HalvingPruner(BasePruner):
         promoted = threshold is None or upper >= threshold
         decision = Decision(trial.number, step, score, lower, upper, extrapolated, threshold, len(scores), rate,
                             promoted)
-        study._storage.set_trial_system_attr(trial._trial_id, key, _to_attr(decision))
+        study._storage.set_trial_system_attr(trial._trial_id, key, dataclasses.asdict(decision))
         self.last[trial.number] = decision
         return not promoted
 
@@ -167,8 +169,8 @@ def summary_lines(study: optuna.Study, records: list[TrialRecord]) -> tuple[list
         rungs.append({"epochs": rung, "reached": len(at), "promoted": len(at) - len(stopped), "stopped": stopped})
         lines.append(f"Halving at epoch {rung}: {len(at)} trial(s) judged, {len(at) - len(stopped)} promoted, "
                      f"{len(stopped)} stopped" + (f" (trials {', '.join(map(str, stopped))})" if stopped else ""))
-    ended = [r for r in records if r.status.value in ("complete", "pruned")]
-    full = max((r.outcome.epochs for r in ended if r.status.value == "complete"), default=0.0)
+    ended = [r for r in records if r.status in (Status.COMPLETE, Status.PRUNED)]
+    full = max((r.outcome.epochs for r in ended if r.status is Status.COMPLETE), default=0.0)
     used = sum(r.outcome.epochs for r in ended)
     data: dict[str, Any] = {"rungs": rungs, "trial_epochs": used, "full_trial_epochs": full * len(ended)}
     if used > 0 and full > 0:
@@ -176,6 +178,3 @@ def summary_lines(study: optuna.Study, records: list[TrialRecord]) -> tuple[list
                      f"trials to the end ({full * len(ended) / used:.2g}x fewer)")
     return lines, data
 
-
-def _to_attr(d: Decision) -> dict[str, Any]:
-    return {k: getattr(d, k) for k in Decision.__dataclass_fields__}

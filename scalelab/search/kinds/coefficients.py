@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from scalelab.arch.scaling import Scale, apply, compound, growth
+from scalelab.arch.scaling import LayerRounding, Scale, apply, compound, growth
 from scalelab.arch.spec import NetworkSpec
 from scalelab.errors import SearchError
 from scalelab.search.kinds import Planned
@@ -36,7 +36,7 @@ def read_coefficients(path: str | Path) -> dict[str, float]:
 
 
 def compound_point(base: NetworkSpec, base_flops: int, alpha: float, beta: float, gamma: float, phi: float,
-                   name: str, multiple: float | None = None, *, layers: str = "up") -> Planned:
+                   name: str, multiple: float | None = None, *, layers: LayerRounding = "up") -> Planned:
     """The base network compound-scaled to ``phi`` (layer counts rounded by rule ``layers``), priced,
     with its point."""
     scale = compound(alpha, beta, gamma, phi)

@@ -24,7 +24,7 @@ import numpy as np
 import optuna
 import torch
 
-from scalelab.arch.scaling import Scale, apply, growth
+from scalelab.arch.scaling import LayerRounding, Scale, apply, growth
 from scalelab.arch.spec import NetworkSpec
 from scalelab.cost import Cost as NetworkCost
 from scalelab.cost_cache import cached_cost
@@ -98,7 +98,8 @@ def axis(low: float, high: float, step: float) -> list[float]:
 
 
 def candidates(base: NetworkSpec, base_flops: int, multiple: float, settings: GridSettings, *,
-               measure: Callable[[NetworkSpec], NetworkCost] = cached_cost, layers: str = "up") -> list[Candidate]:
+               measure: Callable[[NetworkSpec], NetworkCost] = cached_cost,
+               layers: LayerRounding = "up") -> list[Candidate]:
     """Every grid point within ``settings.tolerance`` of ``multiple``, measured (layer counts rounded by
     rule ``layers``), in grid order.
 
