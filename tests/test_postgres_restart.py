@@ -1,8 +1,9 @@
 """The database server restarting in the middle of a two-worker grid study: workers ride it out (their
 heartbeats and storage calls are retried) and every point ends complete exactly once.
 
-Needs a PostgreSQL server the test may restart: CI sets $SCALELAB_TEST_POSTGRES_URL and
-$SCALELAB_TEST_POSTGRES_RESTART (the command that restarts it, e.g. `pg_ctlcluster 15 main restart`).
+Needs a PostgreSQL server of its own, which it restarts: CI starts a second server for it and sets
+$SCALELAB_TEST_POSTGRES_RESTART_URL and $SCALELAB_TEST_POSTGRES_RESTART (the command that restarts that
+server, e.g. `pg_ctlcluster 15 restartable restart`).
 """
 
 import os
@@ -21,8 +22,9 @@ from scalelab.search.record import study_records
 from scalelab.search.storage import open_storage
 from scalelab.search.study import create_or_resume, point_of, read_plan
 
-URL, RESTART = os.environ.get("SCALELAB_TEST_POSTGRES_URL"), os.environ.get("SCALELAB_TEST_POSTGRES_RESTART")
-pytestmark = pytest.mark.skipif(not (URL and RESTART), reason="needs a PostgreSQL server it may restart (CI)")
+URL = os.environ.get("SCALELAB_TEST_POSTGRES_RESTART_URL")
+RESTART = os.environ.get("SCALELAB_TEST_POSTGRES_RESTART")
+pytestmark = pytest.mark.skipif(not (URL and RESTART), reason="needs a PostgreSQL server of its own to restart (CI)")
 
 
 def test_server_restart_mid_study_leaves_every_point_complete_once(tiny_grid):
@@ -36,8 +38,8 @@ def test_server_restart_mid_study_leaves_every_point_complete_once(tiny_grid):
     workers = [subprocess.Popen([sys.executable, "-m", "scalelab", "worker", "--study", name, "--storage", URL,
                                  "--device", "cpu", "--no-progress"], env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    deadline = time.monotonic() + 120
-    while not study.get_trials(states=(TrialState.RUNNING,)) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 120  # both workers inside a trial: the restart cuts training, not start-up
+    while len(study.get_trials(states=(TrialState.RUNNING,))) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     subprocess.run(RESTART, shell=True, check=True, timeout=60)
     outputs = [w.communicate(timeout=300) for w in workers]

@@ -51,15 +51,19 @@ def work(url: str, study_name: str, *, device: str = "auto", progress: bool = Tr
     if data_dir is not None:
         config = dataclasses.replace(config, data_dir=data_dir)
     storage = open_storage(url, create=False, heartbeat_s=config.heartbeat_s)
-    study = load(storage, study_name)
-    kind = config.study_kind
-    # The seed mixes in the worker index and the trials already made, so that parallel workers and
-    # resumed runs do not propose the same first networks again.
-    seed = int(np.random.SeedSequence([config.train.seed, worker, len(study.get_trials(deepcopy=False))])
-               .generate_state(1)[0])
-    study.sampler = kind.sampler(seed)
-    study.pruner = kind.pruner(config)
-    objective = Objective.for_study(study, storage, config, pick_device(device), progress=progress)
+
+    def start() -> tuple[optuna.Study, Objective]:
+        study = load(storage, study_name)
+        kind = config.study_kind
+        # The seed mixes in the worker index and the trials already made, so that parallel workers and
+        # resumed runs do not propose the same first networks again.
+        seed = int(np.random.SeedSequence([config.train.seed, worker, len(study.get_trials(deepcopy=False))])
+                   .generate_state(1)[0])
+        study.sampler = kind.sampler(seed)
+        study.pruner = kind.pruner(config)
+        return study, Objective.for_study(study, storage, config, pick_device(device), progress=progress)
+
+    study, objective = with_retry(start, within_s=STORAGE_OUTAGE_S)  # a server restarting as the worker starts
     return _Worker(study, storage, objective, config, progress).run()
 
 
