@@ -490,3 +490,15 @@ def test_repeated_evaluations_are_averaged_not_counted_as_evidence() -> None:
     thrice = fit_curve(np.repeat(COMPUTE, 3), np.repeat(power_law(COMPUTE), 3), "pow3", n_bootstrap=0)
     assert thrice.n_points == 3 * COMPUTE.size
     assert thrice.params == pytest.approx(once.params, rel=1e-6)
+
+
+def test_few_points_choose_the_form_by_held_out_extrapolation_not_by_generality() -> None:
+    """Five points cannot pin down a four-parameter form: the default then chooses as
+    criterion='extrapolation' does (forward folds, else the simplest trending form), not the most general."""
+    x = np.arange(1.0, 6.0)
+    y = 0.3 + 0.5 * x ** -0.7
+    fit, table = select_form(x, y, metric="loss", horizon=9.0)
+    by_extrapolation, _ = select_form(x, y, metric="loss", horizon=9.0, criterion="extrapolation")
+    general = table[(table["rmse"].notna()) & (table["form"] != "flat")]["n_params"].max()
+    assert general == 4  # a four-parameter form could be fitted, and the 'general' rule would keep it
+    assert fit.form == by_extrapolation.form and table.loc[table["selected"], "n_params"].item() < general

@@ -37,6 +37,9 @@ DEFAULT_FORMS: tuple[str, ...] = ("pow2", "pow3", "pow4", "mmf4", "m4")
 different compute values on with the default held-out distance)."""
 Criterion = Literal["general", "extrapolation", "aicc"]
 MIN_DISTINCT = 4  # with fewer different compute values no trend can be told from noise (Mann-Kendall at 5%)
+GENERAL_POINTS_PER_PARAM = 2
+"""``criterion='general'`` needs this many different compute values per parameter of the most general form;
+with fewer, forms are chosen by their forward-fold extrapolation scores instead."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,7 +76,9 @@ def select_form(
 ) -> tuple[Fit, pd.DataFrame]:
     """Fit every form, score it on held-out stretches as long as the extrapolation asked for, and keep one.
 
-    ``criterion='general'`` (the default) keeps the most general form the points support: the one with
+    ``criterion='general'`` (the default, given at least :data:`GENERAL_POINTS_PER_PARAM` different compute
+    values per parameter of the most general form; ``'extrapolation'`` below that) keeps the most general
+    form the points support: the one with
     most parameters that can still be fitted on the first held-out fold (ties, such as pow4 and mmf4, go
     to the lower held-out score). On real learning curves a held-out stretch of a few noisy points tells
     nested forms apart less reliably than the general form (``m4`` contains ``mmf4`` and, as its plateau
@@ -110,6 +115,10 @@ def select_form(
         raise FitError(f"too few different compute values to extrapolate ({distinct}); a trend needs at least "
                        f"{max(MIN_DISTINCT, min(s.n_params for s in specs) + 1)} for any of "
                        f"{', '.join(n for n in names if n != 'flat' or len(names) == 1)}; add points")
+
+    trending = [spec.n_params for spec in specs if spec.name != "flat"]
+    if criterion == "general" and trending and distinct < GENERAL_POINTS_PER_PARAM * max(trending):
+        criterion = "extrapolation"  # too few points to pin the general form down: let held-out scores choose
 
     rng = np.random.default_rng(seed)
     candidates: dict[str, tuple] = {}
