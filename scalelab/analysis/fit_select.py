@@ -78,9 +78,8 @@ def select_form(
 
     ``criterion='general'`` (the default, given at least :data:`GENERAL_POINTS_PER_PARAM` different compute
     values per parameter of the most general form; ``'extrapolation'`` below that) keeps the most general
-    form the points support: the one with
-    most parameters that can still be fitted on the first held-out fold (ties, such as pow4 and mmf4, go
-    to the lower held-out score). On real learning curves a held-out stretch of a few noisy points tells
+    form the points support: the one with most parameters that can still be fitted on the first held-out
+    fold (ties, such as pow4 and mmf4, go to the lower held-out score). On real learning curves a held-out stretch of a few noisy points tells
     nested forms apart less reliably than the general form (``m4`` contains ``mmf4`` and, as its plateau
     moves before the data, ``pow3``) fits them; the folds still calibrate its intervals.
     ``criterion='extrapolation'`` scores a form by forward folds (see :func:`fit_curve`): fitted without
@@ -116,8 +115,8 @@ def select_form(
                        f"{max(MIN_DISTINCT, min(s.n_params for s in specs) + 1)} for any of "
                        f"{', '.join(n for n in names if n != 'flat' or len(names) == 1)}; add points")
 
-    trending = [spec.n_params for spec in specs if spec.name != "flat"]
-    if criterion == "general" and trending and distinct < GENERAL_POINTS_PER_PARAM * max(trending):
+    trending_params = [spec.n_params for spec in specs if spec.name != "flat"]
+    if criterion == "general" and trending_params and distinct < GENERAL_POINTS_PER_PARAM * max(trending_params):
         criterion = "extrapolation"  # too few points to pin the general form down: let held-out scores choose
 
     rng = np.random.default_rng(seed)
