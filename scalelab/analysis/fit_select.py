@@ -79,9 +79,10 @@ def select_form(
     ``criterion='general'`` (the default, given at least :data:`GENERAL_POINTS_PER_PARAM` different compute
     values per parameter of the most general form; ``'extrapolation'`` below that) keeps the most general
     form the points support: the one with most parameters that can still be fitted on the first held-out
-    fold (ties, such as pow4 and mmf4, go to the lower held-out score). On real learning curves a held-out stretch of a few noisy points tells
-    nested forms apart less reliably than the general form (``m4`` contains ``mmf4`` and, as its plateau
-    moves before the data, ``pow3``) fits them; the folds still calibrate its intervals.
+    fold (ties, such as pow4 and mmf4, go to the lower held-out score). On real learning curves a held-out
+    stretch of a few noisy points tells nested forms apart less reliably than the general form (``m4``
+    contains ``mmf4`` and, as its plateau moves before the data, ``pow3``) fits them; the folds still
+    calibrate its intervals.
     ``criterion='extrapolation'`` scores a form by forward folds (see :func:`fit_curve`): fitted without
     the points within the held-out distance of each fold's end, it is scored by the RMSE of
     log(prediction) - log(truth) on them; the distance is the log-compute distance from the data to
