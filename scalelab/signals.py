@@ -32,6 +32,7 @@ class SignalStop:
     def __init__(self) -> None:
         self.received: list[int] = []
         self._raised = False
+        self._exiting = False
         self._handlers = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         self._hook = sys.unraisablehook
         sys.unraisablehook = self._unraisable
@@ -45,6 +46,13 @@ class SignalStop:
             signal.signal(sig, handler)
         sys.unraisablehook = self._hook
 
+    def ignore_until_exit(self) -> None:
+        """Ignore these signals from now on. For a process that is about to exit: while it ends, Python puts
+        the default handlers back, and a late Ctrl-C would then kill it by SIGINT and lose its exit code."""
+        self._exiting = True
+        for sig in self.SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
     def _handle(self, signum: int, frame: object) -> None:
         self.received.append(signum)
         if not self._raised:
@@ -54,6 +62,8 @@ class SignalStop:
         # changed to SIG_IGN would raise "ignored due to race condition" in the middle of the clean-up)
 
     def _unraisable(self, unraisable: Any) -> None:
+        if self._exiting and "ignored due to race condition" in str(unraisable.exc_value):
+            return  # a signal that came just as ignore_until_exit switched the handlers: ignored, as asked
         if not isinstance(unraisable.exc_value, Stop):
             self._hook(unraisable)
             return

@@ -38,16 +38,20 @@ def main() -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except (KeyboardInterrupt, typer.Abort):
-        _interrupted(stop.by_sigterm)
+        _interrupted(stop)
     finally:
-        stop.restore()
+        if not stop.received:  # after a stop, these signals are ignored until the process ends
+            stop.restore()
     if code == 130 or stop.received:  # typer turns an interrupt into Exit(130), which it returns
-        _interrupted(stop.by_sigterm)
+        _interrupted(stop)
     if isinstance(code, int) and code:  # a command's typer.Exit(code), returned rather than raised
         sys.exit(code)
 
 
-def _interrupted(by_sigterm: bool) -> None:
+def _interrupted(stop: SignalStop) -> None:
+    """Exit 130 or 143, whatever other Ctrl-C or SIGTERM comes while the process ends."""
+    stop.ignore_until_exit()
+    by_sigterm = stop.by_sigterm
     what = "stopped by SIGTERM" if by_sigterm else "interrupted"
     typer.echo(f"{what}: running trials were queued again and finished ones are kept; re-run the same "
                "command to resume", err=True)
