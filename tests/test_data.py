@@ -313,6 +313,22 @@ def test_image_folder_sorts_classes_and_keeps_exact_pixels(tmp_path: Path) -> No
     _assert_same(ds, expected)
 
 
+def test_a_class_subset_reads_only_its_folders_labelled_in_the_order_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "pets"
+    full = _write_folder(root, ("cat", "dog", "eel"))  # sorted: cat 0, dog 1, eel 2; 3 train, 2 test each
+    decoded: list[str] = []
+    decode = imagefolder._decode_chunk
+    monkeypatch.setattr(imagefolder, "_decode_chunk", lambda paths: decoded.extend(paths) or decode(paths))
+    ds = load_image_folder(root, classes=("eel", "cat"), workers=1)
+    assert ds.classes == ("eel", "cat") and not [p for p in decoded if "/dog/" in p]
+    np.testing.assert_array_equal(ds.x_train, np.concatenate([full["x_train"][6:9], full["x_train"][0:3]]))
+    assert ds.y_train.tolist() == [0, 0, 0, 1, 1, 1] and ds.y_test.tolist() == [0, 0, 1, 1]
+    with pytest.raises(DataError, match=r"has no class folder cow; it has cat, dog, eel"):
+        load_image_folder(root, classes=("cat", "cow"))
+
+
 def test_second_load_comes_from_cache_until_a_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "pets"
     expected = _write_folder(root, ("cat", "dog"))

@@ -29,14 +29,20 @@ _CACHE_FORMAT = 1  # bump when the cached array's meaning changes
 
 
 def load_image_folder(
-    root: str | Path, name: str | None = None, *, cache: bool = True, workers: int | None = None
+    root: str | Path,
+    name: str | None = None,
+    *,
+    classes: tuple[str, ...] | None = None,
+    cache: bool = True,
+    workers: int | None = None,
 ) -> ImageDataset:
-    """Load ``root/train/<class>/*`` and ``root/test/<class>/*``; classes are the sorted folder names.
+    """Load ``root/train/<class>/*`` and ``root/test/<class>/*``; classes are the sorted folder names, or
+    only ``classes`` (labelled in that order: the other folders are not read).
 
     Images must all have one size; they are converted to RGB. ``workers`` defaults to every core.
     """
     root = Path(root).expanduser()
-    classes, files, labels, n_train = _scan(root)
+    classes, files, labels, n_train = _scan(root, classes)
     cache_file = cache_dir() / "imagefolder" / f"{root.name}-{_cache_key(root, files)}.npy"
     x = _read_cache(cache_file, len(files)) if cache else None
     if x is None:
@@ -49,17 +55,23 @@ def load_image_folder(
     return ImageDataset(name, classes, x[:n_train], y[:n_train], x[n_train:], y[n_train:], str(root))
 
 
-def _scan(root: Path) -> tuple[tuple[str, ...], list[tuple[str, int, int]], list[int], int]:
+def _scan(
+    root: Path, wanted: tuple[str, ...] | None
+) -> tuple[tuple[str, ...], list[tuple[str, int, int]], list[int], int]:
     """Classes, then ``(relative path, size, mtime_ns)`` and label of every image, train first."""
     layout = f"expected {root}/train/<class>/<image> and {root}/test/<class>/<image>"
     for split in _SPLITS:
         if not (root / split).is_dir():
             raise DataError(f"{root} is not an image folder: no {split}/ inside; {layout}")
-    classes = _class_dirs(root / "train")
-    if not classes:
+    found = _class_dirs(root / "train")
+    if not found:
         raise DataError(f"{root}/train has no class folders; {layout}")
-    if _class_dirs(root / "test") != classes:
+    if _class_dirs(root / "test") != found:
         raise DataError(f"{root}/test and {root}/train hold different class folders; give both the same ones")
+    missing = [c for c in wanted or () if c not in found]
+    if missing:
+        raise DataError(f"{root} has no class folder {', '.join(missing)}; it has {', '.join(found)}")
+    classes = list(wanted) if wanted else found
     files: list[tuple[str, int, int]] = []
     labels: list[int] = []
     n_train = 0

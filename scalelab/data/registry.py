@@ -44,9 +44,17 @@ def _cifar10(root: Path, download: bool, verify: bool) -> ImageDataset:
     return ds
 
 
+def _cifar10_3class(root: Path, download: bool, verify: bool) -> ImageDataset:
+    """From an image folder only the three classes' folders are decoded (18,000 of the 60,000 images)."""
+    jpg = root / "cifar10-jpg"
+    if (root / ARCHIVES["cifar10"].folder).exists() or not jpg.is_dir():
+        return select_classes(load_cifar10(root, download=download, verify=verify), CIFAR10_3CLASS, "cifar10-3class")
+    return load_image_folder(jpg, "cifar10-3class", classes=CIFAR10_3CLASS)
+
+
 _LOADERS: dict[str, _Loader] = {
     "cifar10": _cifar10,
-    "cifar10-3class": lambda root, dl, v: select_classes(_cifar10(root, dl, v), CIFAR10_3CLASS, "cifar10-3class"),
+    "cifar10-3class": _cifar10_3class,
     "cifar10-mini": lambda root, dl, v: load_cifar10_mini(),
     "cifar100": lambda root, dl, v: load_cifar100(root, download=dl, verify=v),
     "cifar100-coarse": lambda root, dl, v: load_cifar100(root, coarse=True, download=dl, verify=v),
