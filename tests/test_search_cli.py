@@ -72,8 +72,10 @@ def test_grid_with_two_local_workers(capsys, monkeypatch, tmp_path, learning):
                          "--gamma", "1:1.5", "--measured-tolerance", "0.15", "--workers", "2", "--study", "g")
     assert code == 0, err
     assert "predicted x" in out and "Best: alpha=1" in out and "1 off-target" in out
+    assert "Not settled: the best and alpha=1, beta=" in out and "fewer than 2 seeds" in out  # one seed each
     saved = json.loads((tmp_path / "g" / "coefficients.json").read_text())
     assert saved["alpha"] == 1.0 and saved["measured_ratio"] == pytest.approx(2, rel=0.15)
+    assert saved["separation"]["separated"] is False and saved["separation"]["comparisons"] == 3
     trials = _trials(tmp_path, "g")
     assert sorted(point_of(t) for t in trials) == [0, 1, 2, 3]
     assert all(set(t.params) == {"alpha", "beta", "gamma"} and t.params["alpha"] == 1.0 for t in trials)

@@ -14,6 +14,7 @@ costed in about a second), and a handful measure within 10%.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from scalelab.search.targets import Target, parse_target
 from scalelab.units import si
 
 if TYPE_CHECKING:
+    from scalelab.analysis.separation import Separation
     from scalelab.search.config import StudyConfig
     from scalelab.search.summary import Summary
 
@@ -209,9 +211,29 @@ class Grid(EnumeratedKind):
                     aliases=[{"alpha": a.alpha, "beta": a.beta, "gamma": a.gamma} for a in p.aliases],
                     multiple=multiple, trial=best.number, dataset=best.dataset, base_spec=plan.base.to_dict())
         path = Path(out) if out else out_dir / "coefficients.json"
-        write_text_atomic(path, json.dumps(data, indent=2) + "\n")
         also = "".join(f" (also alpha={a.alpha:g}, beta={a.beta:g}, gamma={a.gamma:g})" for a in p.aliases)
+        separation = _separation(records, best)
+        data["separation"] = dataclasses.asdict(separation)
+        write_text_atomic(path, json.dumps(data, indent=2) + "\n")
         lines += [f"Best: alpha={p.alpha:g}, beta={p.beta:g}, gamma={p.gamma:g}{also}: val acc "
                   f"{means[best.spec.name].accuracy()}, measured FLOPs ratio {p.measured_ratio:.3f}x "
-                  f"(predicted {p.predicted_ratio:.3f}x)", f"Saved {path}"]
+                  f"(predicted {p.predicted_ratio:.3f}x)", separation.text(_coefficients(records)),
+                  f"Saved {path}"]
         return Summary(lines, data, [path])
+
+
+def _separation(records: list[TrialRecord], best: TrialRecord) -> Separation:
+    """The best grid network against every other trained one, replicate by replicate."""
+    from scalelab.analysis.separation import separate_best
+
+    accuracy: dict[str, dict[int, float]] = {}
+    for r in records:
+        if r.finished and r.outcome.val_acc is not None:
+            accuracy.setdefault(r.spec.name, {})[r.replicate] = r.outcome.val_acc
+    return separate_best(accuracy, best.spec.name)
+
+
+def _coefficients(records: list[TrialRecord]) -> dict[str, str]:
+    """Network name -> 'alpha=1, beta=1.1, gamma=1.3', as the grid names its points."""
+    return {r.spec.name: f"alpha={r.point.alpha:g}, beta={r.point.beta:g}, gamma={r.point.gamma:g}"
+            for r in records if r.point is not None}

@@ -1,0 +1,74 @@
+"""The best network against the rest, checked on simulated studies where the truth is known: where every
+network is equally accurate the best is rarely declared separated (at most 1 - level), where it is truly
+better by a few points it is, and seeds that favour every network alike are paired out."""
+
+import numpy as np
+import pytest
+from scipy import special
+
+from scalelab.analysis.separation import POWER, separate_best
+
+
+def _study(rng, means, seeds, seed_sd, noise_sd):
+    """network -> replicate -> accuracy: a seed effect shared by every network plus each trial's noise."""
+    seed_effect = rng.normal(0, seed_sd, seeds)
+    return {f"n{i}": {k: mu + seed_effect[k] + rng.normal(0, noise_sd) for k in range(seeds)}
+            for i, mu in enumerate(means)}
+
+
+def _observed_best(acc):
+    return max(acc, key=lambda n: np.mean(list(acc[n].values())))
+
+
+def _separation_rate(means, seeds, seed_sd, noise_sd, runs=1000, seed=0):
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(runs):
+        acc = _study(rng, means, seeds, seed_sd, noise_sd)
+        hits += separate_best(acc, _observed_best(acc)).separated
+    return hits / runs
+
+
+@pytest.mark.parametrize("networks, seeds", [(2, 3), (5, 3), (9, 5)])
+def test_equal_networks_are_rarely_declared_separated(networks, seeds):
+    rate = _separation_rate([0.5] * networks, seeds, seed_sd=0.02, noise_sd=0.01)
+    assert rate <= 0.05 + 0.015  # 1 - level, with the simulation's own error (about 0.007)
+
+
+def test_a_truly_better_network_is_separated():
+    assert _separation_rate([0.53, 0.5, 0.5, 0.49, 0.48], seeds=8, seed_sd=0.02, noise_sd=0.01) >= 0.9
+
+
+def test_seed_effects_shared_by_every_network_are_paired_out():
+    # The seed-to-seed spread (5 points) dwarfs the 2-point gap; the gap is the same on every seed.
+    assert _separation_rate([0.52, 0.5, 0.5], seeds=5, seed_sd=0.05, noise_sd=0.004) >= 0.9
+
+
+def test_a_tie_says_what_could_have_been_seen_and_what_it_would_take():
+    acc = {"a": {0: 0.50, 1: 0.53, 2: 0.51}, "b": {0: 0.49, 1: 0.51, 2: 0.50}, "c": {0: 0.40, 1: 0.42, 2: 0.41}}
+    s = separate_best(acc, "a")
+    assert not s.separated and s.closest == "b" and s.seeds == 3 and s.comparisons == 2
+    assert s.difference == pytest.approx(0.0133, abs=1e-4)
+    assert s.interval[0] < 0 < s.interval[1] and s.detectable > s.difference
+    # seeds_needed is the first count whose detectable difference (at the spread seen) reaches the gap
+    sd = np.std([0.01, 0.02, 0.01], ddof=1)
+    each = 1 - 0.05 / 2
+
+    def detectable(n):
+        return (special.stdtrit(n - 1, 0.5 + each / 2) + special.stdtrit(n - 1, POWER)) * sd / np.sqrt(n)
+
+    assert detectable(s.seeds_needed) <= s.difference < detectable(s.seeds_needed - 1)
+    line = s.text({"b": "alpha=1, beta=1.1, gamma=1.3"})
+    assert line.startswith("Not settled") and "alpha=1, beta=1.1, gamma=1.3" in line
+    assert f"about {s.seeds_needed} seeds per network" in line
+
+
+def test_one_seed_per_network_is_never_settled():
+    s = separate_best({"a": {0: 0.6}, "b": {0: 0.3}}, "a")
+    assert not s.separated and s.interval is None
+    assert "fewer than 2 seeds" in s.text() and "seeds = 3" in s.text()
+
+
+def test_a_lone_network_has_nothing_to_be_separated_from():
+    s = separate_best({"a": {0: 0.6, 1: 0.62}}, "a")
+    assert not s.separated and s.closest is None and "only one network" in s.text()
