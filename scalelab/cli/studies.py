@@ -27,6 +27,9 @@ _STUDY_FLAGS = [
     ("seed", int, typer.Option(help="Seed of the validation split, training and sampler."), ("train", "seed")),
     ("seeds", int, typer.Option(help="Replicates of every network, with seeds --seed, --seed + 1, ... (default 1); "
                                      "resuming with more adds replicates."), ("seeds",)),
+    ("settle_after", int, typer.Option(help="Grid: train seeds past this many only while the winner is not yet "
+                                            "separated from every other network (default 0: train every seed)."),
+     ("settle_after",)),
     ("val_fraction", float, typer.Option(help="Share of each class held out for validation (default 0.1)."),
      ("val_fraction",)),
     ("evaluate_test", bool, typer.Option("--evaluate-test/--no-evaluate-test",

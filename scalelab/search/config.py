@@ -80,6 +80,10 @@ class StudyConfig:
     """Replicates of every network: replicate r trains with seed ``train.seed + r`` (weights and batch
     order; the validation split stays the one ``train.seed`` picks), the same seeds at every point, so
     that comparisons between networks are paired."""
+    settle_after: int = 0
+    """With ``seeds`` above it, replicates past the first ``settle_after`` are trained only while the study's
+    question is open (a kind that asks one, the grid: is its winner separated from every other network?);
+    0 trains every seed."""
     heartbeat_s: int = 20
     halving: HalvingSettings = field(default_factory=HalvingSettings)
     """Multi-fidelity (``[halving]``): successive halving over the networks of an enumerated study."""
@@ -93,6 +97,13 @@ class StudyConfig:
         if self.seeds > 1 and not self.study_kind.replicable:
             raise SearchError(f"a {self.kind} study trains each sampled network once, so --seeds does not apply; "
                               "train its best networks again as a compare study with --seeds N")
+        if self.settle_after:
+            if not self.study_kind.settles:
+                raise SearchError(f"--settle-after applies to grid studies, whose winner can be settled; a "
+                                  f"{self.kind} study trains every seed")
+            if not 2 <= self.settle_after < self.seeds:
+                raise SearchError(f"--settle-after must be at least 2 (a spread needs two seeds) and below --seeds "
+                                  f"({self.seeds}), got {self.settle_after}")
         if not 0 < self.val_fraction < 1:
             raise SearchError(f"--val-fraction must be in (0, 1): trials are judged on the validation "
                               f"split, got {self.val_fraction}")
@@ -109,11 +120,12 @@ class StudyConfig:
 
     def identity(self) -> dict[str, Any]:
         """The settings a resumed study must match: all but the trial count, the number of seeds (more
-        add replicates), the heartbeat interval and where the data lie (``data_dir``: the same dataset
+        add replicates) and when to settle, the heartbeat interval and where the data lie (``data_dir``: the same dataset
         may sit elsewhere on each machine)."""
         d = self.to_dict()
         d.pop("heartbeat_s")
         d.pop("seeds")
+        d.pop("settle_after")
         d.pop("data_dir")
         d["search"].pop("trials", None)
         return d

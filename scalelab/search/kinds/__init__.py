@@ -80,6 +80,8 @@ class StudyKind(Protocol):
     """True when the plan lists every network (queued once each); False for a sampled search."""
     replicable: ClassVar[bool]
     """Whether the study can train every network with several seeds (``seeds``)."""
+    settles: ClassVar[bool]
+    """Whether it asks a question that more seeds can settle, so that ``settle_after`` applies."""
 
     def plan(self, config: StudyConfig, num_classes: int, device: torch.device) -> Plan: ...
 
@@ -112,6 +114,9 @@ class StudyKind(Protocol):
 
     def best(self, config: StudyConfig, plan: Plan, records: list[TrialRecord]) -> TrialRecord | None:
         """The study's best network by the kind's one definition (None when nothing finished)."""
+
+    def settled(self, config: StudyConfig, plan: Plan, records: list[TrialRecord]) -> str | None:
+        """Why the replicates not yet trained are not needed (the study's question is answered), or None."""
 
     def name_parts(self, config: StudyConfig) -> list[str]:
         """Words of the default study name."""

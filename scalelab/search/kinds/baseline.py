@@ -73,6 +73,7 @@ class Baseline:
     report_sections: ClassVar[tuple[str, ...]] = ("pareto", "curves", "architecture", "models")
     enumerated: ClassVar[bool] = False
     replicable: ClassVar[bool] = False
+    settles: ClassVar[bool] = False
 
     def plan(self, config: StudyConfig, num_classes: int, device: torch.device) -> Plan:
         """The base network, T of the reward in absolute units, and the hard caps (multiples are of the
@@ -151,6 +152,9 @@ class Baseline:
             return value[0] if isinstance(value, tuple) else value
 
         return best_network(records, score)
+
+    def settled(self, config: StudyConfig, plan: Plan, records: list[TrialRecord]) -> str | None:
+        return None  # every seed is trained
 
     def name_parts(self, config: StudyConfig) -> list[str]:
         return [self.name, Path(config.base.name).stem, config.dataset]

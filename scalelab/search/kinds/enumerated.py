@@ -25,6 +25,10 @@ POINT_ATTR = "point"
 """User attribute of a queued trial: the index of its network in the plan."""
 REPLICATE_ATTR = "replicate"
 """User attribute of a queued trial: which replicate (seed) of its network it trains."""
+SETTLED_ATTR = "settled"
+"""Study user attribute: why the replicates past ``settle_after`` that were still queued were not trained."""
+NOT_NEEDED_ATTR = "not_needed"
+"""Trial user attribute, true on such a replicate (ended pruned, untrained)."""
 
 
 class EnumeratedKind:
@@ -36,6 +40,7 @@ class EnumeratedKind:
     report_sections: ClassVar[tuple[str, ...]]
     enumerated: ClassVar[bool] = True
     replicable: ClassVar[bool] = True
+    settles: ClassVar[bool] = False
 
     def params(self, planned: Planned) -> dict[str, float | str]:
         """The Optuna parameters that place ``planned`` in the study."""
@@ -91,6 +96,9 @@ class EnumeratedKind:
         """The network with the highest mean validation accuracy over its replicates; ties go to fewer
         FLOPs, then to the earlier trial. Returns the network's first trial."""
         return best_network(records, lambda r: r.outcome.val_acc)
+
+    def settled(self, config: StudyConfig, plan: Plan, records: list[TrialRecord]) -> str | None:
+        return None  # every seed is trained
 
     def name_parts(self, config: StudyConfig) -> list[str]:
         return [self.name, Path(config.base.name).stem, config.dataset]

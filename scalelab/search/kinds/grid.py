@@ -32,7 +32,7 @@ from scalelab.cost_cache import cached_cost
 from scalelab.errors import SearchError
 from scalelab.files import write_text_atomic
 from scalelab.search.kinds import Plan, Planned, register
-from scalelab.search.kinds.enumerated import EnumeratedKind, dedupe
+from scalelab.search.kinds.enumerated import NOT_NEEDED_ATTR, SETTLED_ATTR, EnumeratedKind, dedupe
 from scalelab.search.record import Point, Status, TrialCost, TrialRecord
 from scalelab.search.targets import Target, parse_target
 from scalelab.units import si
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from scalelab.search.summary import Summary
 
 MEDIAN_PRUNER_STARTUP = 4  # finished trials before the median pruner starts judging
+SEPARATION_LEVEL = 0.95
+"""Confidence with which the summary says whether the winner is separated from every other network."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,7 @@ class Grid(EnumeratedKind):
     title = "grid search of α, β, γ"
     settings = GridSettings
     report_sections = ("grid", "curves", "architecture", "models")
+    settles = True
 
     def plan(self, config: StudyConfig, num_classes: int, device: torch.device) -> Plan:
         base = config.base.resolve(num_classes)
@@ -173,6 +176,16 @@ class Grid(EnumeratedKind):
     def name_parts(self, config: StudyConfig) -> list[str]:
         return [self.name, str(config.search.target), Path(config.base.name).stem, config.dataset]
 
+    def settled(self, config: StudyConfig, plan: Plan, records: list[TrialRecord]) -> str | None:
+        best = self.best(config, plan, records)
+        if best is None:
+            return None
+        separation = _separation(records, best, config)
+        if not separation.separated:
+            return None
+        return (f"the winner was separated from every other network after {separation.seeds} seeds "
+                f"({separation.text(_coefficients(records))})")
+
     def summary(self, study: optuna.Study, config: StudyConfig, plan: Plan, records: list[TrialRecord],
                 out_dir: Path, out: str | None) -> Summary:
         from scalelab.search.summary import Summary, network_results
@@ -198,6 +211,12 @@ class Grid(EnumeratedKind):
                      f"{saved['duplicates']} duplicates (same network as another point), {stopped} stopped early "
                      f"(pruned or diverged); {len(done)} trained to the end")
         data: dict[str, Any] = {"study": study.study_name, "saved": saved}
+        settled = study.user_attrs.get(SETTLED_ATTR)
+        if settled:
+            skipped = sum(bool(t.user_attrs.get(NOT_NEEDED_ATTR)) for t in study.get_trials(deepcopy=False))
+            saved["not_needed"] = skipped
+            lines.append(f"Seeds past the first {config.settle_after} not needed: {settled}; {skipped} queued "
+                         "replicate(s) not trained")
         ended = {r.number for r in records if r.status is not Status.FAILED}
         if len(ended) < len(plan.networks):
             lines.append(f"{len(plan.networks) - len(ended)} of {len(plan.networks)} grid networks not finished; "
@@ -212,7 +231,7 @@ class Grid(EnumeratedKind):
                     multiple=multiple, trial=best.number, dataset=best.dataset, base_spec=plan.base.to_dict())
         path = Path(out) if out else out_dir / "coefficients.json"
         also = "".join(f" (also alpha={a.alpha:g}, beta={a.beta:g}, gamma={a.gamma:g})" for a in p.aliases)
-        separation = _separation(records, best)
+        separation = _separation(records, best, config)
         data["separation"] = dataclasses.asdict(separation)
         write_text_atomic(path, json.dumps(data, indent=2) + "\n")
         lines += [f"Best: alpha={p.alpha:g}, beta={p.beta:g}, gamma={p.gamma:g}{also}: val acc "
@@ -222,15 +241,19 @@ class Grid(EnumeratedKind):
         return Summary(lines, data, [path])
 
 
-def _separation(records: list[TrialRecord], best: TrialRecord) -> Separation:
-    """The best grid network against every other trained one, replicate by replicate."""
+def _separation(records: list[TrialRecord], best: TrialRecord, config: StudyConfig) -> Separation:
+    """The best grid network against every other trained one, replicate by replicate. With
+    ``settle_after``, the question is asked after each seed from then on: each look is at ``1 - (1 -
+    SEPARATION_LEVEL) / looks`` (Bonferroni over the looks), so that stopping at the first separation
+    does not raise the chance of a false one."""
     from scalelab.analysis.separation import separate_best
 
     accuracy: dict[str, dict[int, float]] = {}
     for r in records:
         if r.finished and r.outcome.val_acc is not None:
             accuracy.setdefault(r.spec.name, {})[r.replicate] = r.outcome.val_acc
-    return separate_best(accuracy, best.spec.name)
+    looks = config.seeds - config.settle_after + 1 if config.settle_after else 1
+    return separate_best(accuracy, best.spec.name, level=1 - (1 - SEPARATION_LEVEL) / looks)
 
 
 def _coefficients(records: list[TrialRecord]) -> dict[str, str]:
