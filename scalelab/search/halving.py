@@ -6,10 +6,12 @@ Rungs sit at ``min_epochs * rate**k`` epochs, below the trial's budget. A trial 
 with at least :data:`MIN_FIT_POINTS` evaluations, by extrapolating its own validation curve to the end of
 its budget with a power law (:data:`FORMS`, fitted by :func:`scalelab.analysis.fit_select.select_form`:
 the prediction and its calibrated interval at ``level``); with fewer, by the accuracy it has (an
-interval of zero width). It goes on while the *upper* end of its interval reaches the score of the best
-``1/rate`` of the trials that reached that rung (itself included), or while fewer than ``rate`` trials have
-reached it, so that a network is stopped only when even its optimistic prediction falls short.
-Replicates of a network are judged one by one.
+interval of zero width). Replicates (seeds) of one network are judged together: a network's score at a
+rung is the mean over its replicates that reached it, its upper end the mean of theirs. A trial goes on
+while its network's upper end reaches the score of the best ``1/rate`` of the networks that reached that
+rung (its own included), or while fewer than ``rate`` networks have reached it, so that a network is
+stopped only when even its optimistic prediction falls short, and one unlucky seed does not stop a
+network whose other seeds lead (nor one lucky seed carry a network whose others trail).
 
 Every decision (rung, score, interval, threshold, how many trials reached the rung, promoted or stopped)
 is kept in the trial's system attributes (``halving:<epochs>``): :func:`decisions` reads them back for
@@ -29,6 +31,7 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from scalelab.errors import SearchError
+from scalelab.search.kinds.enumerated import POINT_ATTR
 from scalelab.search.record import Status, TrialRecord
 
 MIN_FIT_POINTS = 4
@@ -83,17 +86,25 @@ class Decision:
     reached: int
     rate: int
     promoted: bool
+    network_score: float | None = None
+    """Mean score of the trial's network over its replicates at this rung (None: judged alone, as before
+    replicates were pooled)."""
+    network_upper: float | None = None
+    replicates: int = 1
 
     @property
     def why(self) -> str:
         told = (f"predicted converged accuracy {self.score:.1%} (interval {self.lower:.1%} to {self.upper:.1%})"
                 if self.extrapolated else f"validation accuracy {self.score:.1%}")
+        if self.replicates > 1 and self.network_score is not None and self.network_upper is not None:
+            told += (f"; its network's mean over {self.replicates} replicates {self.network_score:.1%} (upper "
+                     f"{self.network_upper:.1%})")
         if self.threshold is None:
-            return (f"{told} at epoch {self.rung}; {self.reached} trial(s) reached that rung, too few to "
+            return (f"{told} at epoch {self.rung}; {self.reached} network(s) reached that rung, too few to "
                     "judge: promoted")
         verdict = "reaches" if self.promoted else "falls short of"
         return (f"{told} at epoch {self.rung} {verdict} {self.threshold:.1%}, the lowest score among the best "
-                f"1/{self.rate} of the {self.reached} trials that reached that rung: "
+                f"1/{self.rate} of the {self.reached} networks that reached that rung: "
                 f"{'promoted' if self.promoted else 'stopped'}")
 
 
@@ -115,13 +126,20 @@ class HalvingPruner(BasePruner):
         score, lower, upper, extrapolated = self._score(curve)
         key = f"{ATTR_PREFIX}{step}"
         judged = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
-        others = [t.system_attrs[key]["score"] for t in judged if t.number != trial.number and key in t.system_attrs]
-        scores = sorted([*others, score], reverse=True)
+        by_network: dict[Any, list[tuple[float, float]]] = {_network(trial): [(score, upper)]}
+        for t in judged:
+            if t.number != trial.number and key in t.system_attrs:
+                by_network.setdefault(_network(t), []).append((t.system_attrs[key]["score"],
+                                                                t.system_attrs[key]["upper"]))
+        means = {n: (float(np.mean([s for s, _ in v])), float(np.mean([u for _, u in v])))
+                 for n, v in by_network.items()}
+        scores = sorted((m for m, _ in means.values()), reverse=True)
         rate = self.settings.rate
         threshold = scores[math.ceil(len(scores) / rate) - 1] if len(scores) >= rate else None
-        promoted = threshold is None or upper >= threshold
+        network_score, network_upper = means[_network(trial)]
+        promoted = threshold is None or network_upper >= threshold
         decision = Decision(trial.number, step, score, lower, upper, extrapolated, threshold, len(scores), rate,
-                            promoted)
+                            promoted, network_score, network_upper, len(by_network[_network(trial)]))
         study._storage.set_trial_system_attr(trial._trial_id, key, dataclasses.asdict(decision))
         self.last[trial.number] = decision
         return not promoted
@@ -145,6 +163,12 @@ class HalvingPruner(BasePruner):
         lo, hi = (float(v[0]) for v in fit.band(end, self.settings.level))
         low, high = sorted((lo, hi))
         return predicted, min(low, predicted), max(high, predicted, acc), True
+
+
+def _network(trial: FrozenTrial) -> Any:
+    """What replicates of one network share: its plan index (a trial without one is a network of its own)."""
+    point = trial.user_attrs.get(POINT_ATTR)
+    return ("trial", trial.number) if point is None else point
 
 
 def decisions(study: optuna.Study) -> list[Decision]:
