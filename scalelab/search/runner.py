@@ -170,10 +170,11 @@ class _Worker:
         """Claim a queued trial. Its heartbeat is recorded before the claim, so a worker dying right after
         claiming still leaves a heartbeat that goes stale (a trial without one is never judged stale)."""
         settled: str | None = None
+        asked = False  # whether the study was asked if it is settled (once per pop, when a replicate is optional)
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             optional = bool(self.config.settle_after) and replicate_of(frozen) >= self.config.settle_after
-            if optional and settled is None:
-                settled = self.kind.settled(self.config, self.objective.plan, study_records(self.study))
+            if optional and not asked:
+                settled, asked = self.kind.settled(self.config, self.objective.plan, study_records(self.study)), True
             trial_id = self._id(frozen.number)
             self.storage.record_heartbeat(trial_id)
             try:
