@@ -1,6 +1,7 @@
 """The best network against the rest, checked on simulated studies where the truth is known: where every
-network is equally accurate the best is rarely declared separated (at most 1 - level), where it is truly
-better by a few points it is, and seeds that favour every network alike are paired out."""
+network is equally accurate the best is rarely declared separated (at most 1 - level; measured 4.7% with
+2 networks, 0.2% with 5, 0% with 9), where it is truly better by a few points it is, and seeds that
+favour every network alike are paired out."""
 
 import numpy as np
 import pytest
@@ -35,8 +36,10 @@ def test_equal_networks_are_rarely_declared_separated(networks, seeds):
     assert rate <= 0.05 + 0.015  # 1 - level, with the simulation's own error (about 0.007)
 
 
-def test_a_truly_better_network_is_separated():
-    assert _separation_rate([0.53, 0.5, 0.5, 0.49, 0.48], seeds=8, seed_sd=0.02, noise_sd=0.01) >= 0.9
+@pytest.mark.parametrize("gap, seeds", [(0.05, 3), (0.03, 8)])
+def test_a_truly_better_network_is_separated(gap, seeds):
+    """Measured: 98.6% at a 5-point gap with 3 seeds, 100% at 3 points with 8 (noise 1 point per trial)."""
+    assert _separation_rate([0.5 + gap, 0.5, 0.5, 0.49, 0.48], seeds, seed_sd=0.02, noise_sd=0.01) >= 0.9
 
 
 def test_seed_effects_shared_by_every_network_are_paired_out():
@@ -45,18 +48,23 @@ def test_seed_effects_shared_by_every_network_are_paired_out():
 
 
 def test_a_tie_says_what_could_have_been_seen_and_what_it_would_take():
-    acc = {"a": {0: 0.50, 1: 0.53, 2: 0.51}, "b": {0: 0.49, 1: 0.51, 2: 0.50}, "c": {0: 0.40, 1: 0.42, 2: 0.41}}
+    acc = {"a": {0: 0.50, 1: 0.53, 2: 0.51}, "b": {0: 0.495, 1: 0.515, 2: 0.51}, "c": {0: 0.40, 1: 0.42, 2: 0.41}}
     s = separate_best(acc, "a")
     assert not s.separated and s.closest == "b" and s.seeds == 3 and s.comparisons == 2
-    assert s.difference == pytest.approx(0.0133, abs=1e-4)
+    assert s.difference == pytest.approx(0.0067, abs=1e-4)
     assert s.interval[0] < 0 < s.interval[1] and s.detectable > s.difference
-    # seeds_needed is the first count whose detectable difference (at the spread seen) reaches the gap
-    sd = np.std([0.01, 0.02, 0.01], ddof=1)
+    # seeds_needed is the first count whose detectable difference (at the noise seen) reaches the gap:
+    # noise from the network + seed model, (3 - 1) * (3 - 1) = 4 degrees of freedom
+    acc = np.array([list(acc[k].values()) for k in "abc"])
+    residual = acc - acc.mean(axis=1, keepdims=True) - acc.mean(axis=0, keepdims=True) + acc.mean()
+    sd = np.sqrt((residual**2).sum() / 4)
     each = 1 - 0.05 / 2
 
     def detectable(n):
-        return (special.stdtrit(n - 1, 0.5 + each / 2) + special.stdtrit(n - 1, POWER)) * sd / np.sqrt(n)
+        df = 2 * (n - 1)
+        return (special.stdtrit(df, 0.5 + each / 2) + special.stdtrit(df, POWER)) * sd * np.sqrt(2 / n)
 
+    assert s.detectable == pytest.approx(detectable(3))
     assert detectable(s.seeds_needed) <= s.difference < detectable(s.seeds_needed - 1)
     line = s.text({"b": "alpha=1, beta=1.1, gamma=1.3"})
     assert line.startswith("Not settled") and "alpha=1, beta=1.1, gamma=1.3" in line
@@ -66,7 +74,7 @@ def test_a_tie_says_what_could_have_been_seen_and_what_it_would_take():
 def test_one_seed_per_network_is_never_settled():
     s = separate_best({"a": {0: 0.6}, "b": {0: 0.3}}, "a")
     assert not s.separated and s.interval is None
-    assert "fewer than 2 seeds" in s.text() and "seeds = 3" in s.text()
+    assert "fewer than 2 seeds are common to every trained network" in s.text() and "seeds = 3" in s.text()
 
 
 def test_a_lone_network_has_nothing_to_be_separated_from():

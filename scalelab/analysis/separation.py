@@ -1,10 +1,12 @@
 """Is a study's best network more accurate than every other one, or is the top a tie?
 
-The best network is compared with each other network on the replicates both have (replicate ``k`` of
-every network trains with the same seed, so each difference is paired: a seed that favours every network
-cancels out). Each difference gets a t interval on its own replicates, at the simultaneous level
-``1 - (1 - level) / (m - 1)`` for ``m`` networks (Bonferroni). The best is *separated* when every
-interval lies above zero.
+Replicate ``k`` of every network trains with the same seed, so the seeds are blocks: accuracies are
+modelled as network effect + seed effect + noise (a seed that favours every network cancels out of every
+difference), on the seeds every network has. The noise variance is pooled over all networks and seeds,
+with ``(networks - 1) (seeds - 1)`` degrees of freedom, so that three seeds of nine networks give a usable
+interval where one pair's three differences alone (two degrees of freedom) would not. Each difference
+``best - rival`` gets a t interval at the simultaneous level ``1 - (1 - level) / (m - 1)`` for ``m``
+networks (Bonferroni). The best is *separated* when every interval lies above zero.
 
 The best is chosen from the same data, which biases a naive test towards separation. With two-sided
 intervals that bias is covered: where all networks are equally accurate, a separation needs one
@@ -36,8 +38,8 @@ class Separation:
     """The best network against its closest rival; accuracies and differences as fractions.
 
     ``closest`` is the network whose interval on ``best - closest`` reaches lowest (None with no rival);
-    ``interval`` that interval (None with fewer than two shared replicates); ``seeds`` the replicates it
-    is built on; ``detectable`` the difference it would detect with :data:`POWER` power;
+    ``interval`` that interval (None with fewer than two seeds common to every network); ``seeds`` the
+    seeds it is built on; ``detectable`` the difference it would detect with :data:`POWER` power;
     ``seeds_needed`` about how many replicates per network would detect ``difference`` (at the spread seen;
     None when separated or beyond :data:`MAX_SEEDS`)."""
 
@@ -58,8 +60,8 @@ class Separation:
             return "Separation: only one network finished; nothing to compare the best with"
         rival = (name or {}).get(self.closest, self.closest)
         if self.interval is None or self.detectable is None:
-            return (f"Not settled: the best and {rival} share fewer than 2 seeds, so the seed-to-seed spread is "
-                    "unknown; train 3 or more seeds per network (seeds = 3)")
+            return ("Not settled: fewer than 2 seeds are common to every trained network, so the seed-to-seed "
+                    "spread is unknown; train 3 or more seeds per network (seeds = 3)")
         lo, hi = self.interval
         told = (f"best minus it: {100 * self.difference:+.2f} points, {100 * lo:+.2f} to {100 * hi:+.2f} at "
                 f"{self.level:.0%} simultaneous over {self.comparisons} comparison(s), {self.seeds} seeds")
@@ -83,44 +85,38 @@ class _Pair:
 
 def separate_best(accuracy: dict[str, dict[int, float]], best: str, *, level: float = 0.95) -> Separation:
     """``accuracy``: network -> replicate -> validation accuracy, for the finished networks; ``best``: the
-    study's best network (one of the keys)."""
+    study's best network (one of the keys). Only the replicates every network has are used."""
     rivals = [n for n in accuracy if n != best]
     m = len(rivals)
     if not rivals:
         return Separation(best, None, 0.0, None, False, level, 0, len(accuracy[best]), None, None)
     each = 1 - (1 - level) / m
-    pairs = {n: _paired(accuracy[best], accuracy[n], each) for n in rivals}
-    unknown = [n for n, p in pairs.items() if p is None]
-    if unknown:
-        rival = unknown[0]
-        diff = float(np.mean(list(accuracy[best].values())) - np.mean(list(accuracy[rival].values())))
-        shared = len(set(accuracy[best]) & set(accuracy[rival]))
-        return Separation(best, rival, diff, None, False, level, m, shared, None, None)
-    known = {n: p for n, p in pairs.items() if p is not None}
-    rival = min(known, key=lambda n: known[n].interval[0])
-    pair = known[rival]
-    separated = all(p.interval[0] > 0 for p in known.values())
-    n = pair.df + 1
-    sd = pair.se * math.sqrt(n)  # of one paired difference
-    detectable = _detectable(sd, n, each)
+    names = [best, *rivals]
+    blocks = sorted(set.intersection(*(set(accuracy[n]) for n in names)))
+    n = len(blocks)
+    if n < 2:
+        means = {k: float(np.mean(list(accuracy[k].values()))) for k in names}
+        rival = max(rivals, key=lambda k: means[k])
+        return Separation(best, rival, means[best] - means[rival], None, False, level, m, n, None, None)
+    acc = np.array([[accuracy[k][b] for b in blocks] for k in names])  # networks x seeds
+    residual = acc - acc.mean(axis=1, keepdims=True) - acc.mean(axis=0, keepdims=True) + acc.mean()
+    df = (len(names) - 1) * (n - 1)
+    sd = math.sqrt(float((residual**2).sum()) / df)  # of one trial's accuracy, seed effects removed
+    diffs = acc[0].mean() - acc[1:].mean(axis=1)
+    half = float(special.stdtrit(df, 0.5 + each / 2)) * sd * math.sqrt(2 / n)
+    i = int(np.argmin(diffs))
+    diff = float(diffs[i])
+    separated = bool(np.all(diffs - half > 0))
+    detectable = _detectable(sd, n, len(names), each)
     needed = None
-    if not separated and pair.mean > 0 and sd > 0:
-        needed = next((k for k in range(n + 1, MAX_SEEDS + 1) if _detectable(sd, k, each) <= pair.mean), None)
-    return Separation(best, rival, pair.mean, pair.interval, separated, level, m, n, detectable, needed)
+    if not separated and diff > 0 and sd > 0:
+        needed = next((k for k in range(n + 1, MAX_SEEDS + 1) if _detectable(sd, k, len(names), each) <= diff),
+                      None)
+    return Separation(best, rivals[i], diff, (diff - half, diff + half), separated, level, m, n, detectable, needed)
 
 
-def _detectable(sd: float, n: int, level: float) -> float:
-    """The true difference that ``n`` paired replicates of spread ``sd`` detect with :data:`POWER` power."""
-    return float((special.stdtrit(n - 1, 0.5 + level / 2) + special.stdtrit(n - 1, POWER)) * sd / math.sqrt(n))
-
-
-def _paired(a: dict[int, float], b: dict[int, float], level: float) -> _Pair | None:
-    """None with fewer than two shared replicates."""
-    shared = sorted(set(a) & set(b))
-    if len(shared) < 2:
-        return None
-    d = np.array([a[k] - b[k] for k in shared])
-    se = float(d.std(ddof=1) / math.sqrt(len(d)))
-    half = float(special.stdtrit(len(d) - 1, 0.5 + level / 2) * se)
-    mean = float(d.mean())
-    return _Pair(mean, (mean - half, mean + half), se, len(d) - 1)
+def _detectable(sd: float, seeds: int, networks: int, level: float) -> float:
+    """The true difference between two of ``networks`` that ``seeds`` seeds each detect with :data:`POWER`
+    power, at a noise of ``sd`` per trial."""
+    df = (networks - 1) * (seeds - 1)
+    return float((special.stdtrit(df, 0.5 + level / 2) + special.stdtrit(df, POWER)) * sd * math.sqrt(2 / seeds))
