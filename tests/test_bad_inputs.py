@@ -232,6 +232,8 @@ STUDY = [
     Case(f"scale {RUNS} --coefficients {{w}}/missing.json", r"cannot read alpha, beta, gamma from"),
     Case(f"search baseline {RUNS} --seeds 2", r"--seeds does not apply"),
     Case(f"grid {RUNS} --seeds 3 --settle-after 1", r"--settle-after must be at least 2"),
+    Case(f"grid {RUNS} --budget 0m", r"--budget must be a positive time \(60m, 1.5h, 900s\) or trial-epochs"),
+    Case(f"sweep {RUNS} --budget '2 hours'", r"--budget must be a positive time"),
     Case(f"grid {RUNS} --settle-after 2", r"and below --seeds \(1\), got 2"),
     Case(f"sweep {RUNS} --seeds 3 --settle-after 2", r"--settle-after applies to grid studies"),
     Case(f"search baseline {RUNS} --cost speed", r"unknown cost 'speed'"),

@@ -27,6 +27,8 @@ _STUDY_FLAGS = [
     ("seed", int, typer.Option(help="Seed of the validation split, training and sampler."), ("train", "seed")),
     ("seeds", int, typer.Option(help="Replicates of every network, with seeds --seed, --seed + 1, ... (default 1); "
                                      "resuming with more adds replicates."), ("seeds",)),
+    ("budget", str, typer.Option(help="The whole study's budget: trial time summed over trials (60m, 1.5h) or "
+                                      "trial-epochs (200 epochs); kept on resume (default: none)."), ("budget",)),
     ("settle_after", int, typer.Option(help="Grid: train seeds past this many only while the winner is not yet "
                                             "separated from every other network (default 0: train every seed)."),
      ("settle_after",)),

@@ -35,6 +35,7 @@ from scalelab.arch.scaling import LayerRounding
 from scalelab.arch.spec import NetworkSpec
 from scalelab.arch.zoo import make_spec
 from scalelab.errors import SearchError
+from scalelab.search.budget import parse_budget
 from scalelab.search.kinds import StudyKind, get_kind
 from scalelab.search.halving import HalvingSettings
 from scalelab.search.kinds.coefficients import read_coefficients
@@ -80,6 +81,8 @@ class StudyConfig:
     """Replicates of every network: replicate r trains with seed ``train.seed + r`` (weights and batch
     order; the validation split stays the one ``train.seed`` picks), the same seeds at every point, so
     that comparisons between networks are paired."""
+    budget: str | None = None
+    """The whole study's budget, as given ('60m', '200 epochs'; :mod:`scalelab.search.budget`); None: none."""
     settle_after: int = 0
     """With ``seeds`` above it, replicates past the first ``settle_after`` are trained only while the study's
     question is open (a kind that asks one, the grid: is its winner separated from every other network?);
@@ -97,6 +100,8 @@ class StudyConfig:
         if self.seeds > 1 and not self.study_kind.replicable:
             raise SearchError(f"a {self.kind} study trains each sampled network once, so --seeds does not apply; "
                               "train its best networks again as a compare study with --seeds N")
+        if self.budget is not None:
+            parse_budget(self.budget)
         if self.settle_after:
             if not self.study_kind.settles:
                 raise SearchError(f"--settle-after applies to grid studies, whose winner can be settled; a "
@@ -120,12 +125,13 @@ class StudyConfig:
 
     def identity(self) -> dict[str, Any]:
         """The settings a resumed study must match: all but the trial count, the number of seeds (more
-        add replicates) and when to settle, the heartbeat interval and where the data lie (``data_dir``: the same dataset
+        add replicates), when to settle, the budget, the heartbeat interval and where the data lie (``data_dir``: the same dataset
         may sit elsewhere on each machine)."""
         d = self.to_dict()
         d.pop("heartbeat_s")
         d.pop("seeds")
         d.pop("settle_after")
+        d.pop("budget")
         d.pop("data_dir")
         d["search"].pop("trials", None)
         return d

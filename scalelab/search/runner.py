@@ -29,6 +29,7 @@ from optuna.trial import TrialState
 
 from scalelab.device import pick_device, threads_per_worker
 from scalelab.errors import ScalelabError, SearchError
+from scalelab.search.budget import parse_budget
 from scalelab.search.config import StudyConfig
 from scalelab.search.kinds.enumerated import NOT_NEEDED_ATTR, SETTLED_ATTR
 from scalelab.search.record import read_record, study_records
@@ -129,6 +130,8 @@ class _Worker:
         self.total = self.kind.total(config, objective.plan)
         self.walls: list[float] = []  # wall seconds of the trials this worker ran
         self.claimed: int | None = None  # id of the trial this worker set RUNNING, until it is told
+        self.budget = parse_budget(config.budget) if config.budget is not None else None
+        self.budget_told = False
 
     def run(self) -> int:
         ran = 0
@@ -152,6 +155,11 @@ class _Worker:
     def _step(self) -> optuna.Trial | None:
         with _quiet():
             optuna.storages.fail_stale_trials(self.study)
+        if self.budget is not None and not self.budget.allows_another(self.study):
+            if not self.budget_told:
+                self._say(f"budget {self.budget.text} reached: starting no more trials")
+                self.budget_told = True
+            return None
         return self._next()
 
     def _next(self) -> optuna.Trial | None:

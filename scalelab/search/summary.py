@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from optuna.trial import TrialState
 from scipy import stats
 
 from scalelab.files import confined
@@ -42,6 +43,12 @@ def summarise(study: optuna.Study, config: StudyConfig, options: RunOptions) -> 
 
         lines, summary.data["halving"] = summary_lines(study, records)
         summary.lines += lines
+    if config.budget is not None:
+        from scalelab.search.budget import parse_budget, summary_line
+
+        finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.get_trials(deepcopy=False))
+        left = config.study_kind.total(config, read_plan(study)) - finished
+        summary.lines.append(summary_line(study, parse_budget(config.budget), left))
     notes = caveats(records, config)
     summary.lines += notes
     summary.data["caveats"] = notes
