@@ -125,8 +125,8 @@ class StudyConfig:
 
     def identity(self) -> dict[str, Any]:
         """The settings a resumed study must match: all but the trial count, the number of seeds (more
-        add replicates), when to settle, the budget, the heartbeat interval and where the data lie (``data_dir``: the same dataset
-        may sit elsewhere on each machine)."""
+        add replicates), when to settle, the budget, the heartbeat interval and where the data lie
+        (``data_dir``: the same dataset may sit elsewhere on each machine)."""
         d = self.to_dict()
         d.pop("heartbeat_s")
         d.pop("seeds")

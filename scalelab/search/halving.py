@@ -13,7 +13,7 @@ rung (its own included), or while fewer than ``rate`` networks have reached it, 
 stopped only when even its optimistic prediction falls short, and one unlucky seed does not stop a
 network whose other seeds lead (nor one lucky seed carry a network whose others trail).
 
-Every decision (rung, score, interval, threshold, how many trials reached the rung, promoted or stopped)
+Every decision (rung, score, interval, threshold, how many networks reached the rung, promoted or stopped)
 is kept in the trial's system attributes (``halving:<epochs>``): :func:`decisions` reads them back for
 the summary and the report.
 """
