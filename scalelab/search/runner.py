@@ -31,8 +31,7 @@ from scalelab.device import pick_device, threads_per_worker
 from scalelab.errors import ScalelabError, SearchError
 from scalelab.search.budget import parse_budget
 from scalelab.search.config import StudyConfig
-from scalelab.search.kinds.enumerated import NOT_NEEDED_ATTR, SETTLED_ATTR
-from scalelab.search.record import read_record, study_records
+from scalelab.search.record import read_record
 from scalelab.search.retry import TRANSIENT, with_retry
 from scalelab.search.storage import MAX_RETRY, open_storage
 from scalelab.search.study import LIVE, load, point_of, read_config, replicate_of
@@ -177,12 +176,7 @@ class _Worker:
     def _pop(self) -> optuna.Trial | None:
         """Claim a queued trial. Its heartbeat is recorded before the claim, so a worker dying right after
         claiming still leaves a heartbeat that goes stale (a trial without one is never judged stale)."""
-        settled: str | None = None
-        asked = False  # whether the study was asked if it is settled (once per pop, when a replicate is optional)
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            optional = bool(self.config.settle_after) and replicate_of(frozen) >= self.config.settle_after
-            if optional and not asked:
-                settled, asked = self.kind.settled(self.config, self.objective.plan, study_records(self.study)), True
             trial_id = self._id(frozen.number)
             self.storage.record_heartbeat(trial_id)
             try:
@@ -191,22 +185,12 @@ class _Worker:
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue
             self.claimed = trial_id
-            if optional and settled is not None:
-                self._skip(trial_id, settled)
-                continue
             if self._first_of_its_point(frozen):
                 return optuna.Trial(self.study, trial_id)
             self.storage.set_trial_user_attr(trial_id, "reason", "a copy queued twice by commands started together; "
                                                                  "the earlier copy trains this point")
             self.storage.set_trial_state_values(trial_id, TrialState.FAIL)  # never retried: not the point's own
         return None
-
-    def _skip(self, trial_id: int, why: str) -> None:
-        """End a claimed replicate untrained (pruned) because the study's question is already answered."""
-        self.storage.set_trial_user_attr(trial_id, NOT_NEEDED_ATTR, True)
-        self.storage.set_trial_user_attr(trial_id, "reason", f"not trained: {why}")
-        self.storage.set_trial_state_values(trial_id, TrialState.PRUNED)
-        self.storage.set_study_user_attr(self.study_id, SETTLED_ATTR, why)
 
     def _first_of_its_point(self, claimed: optuna.trial.FrozenTrial) -> bool:
         """Whether the claimed trial is the lowest-numbered live trial of its (point, replicate). Commands

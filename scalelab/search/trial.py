@@ -25,8 +25,8 @@ from scalelab.search import overhead
 from scalelab.search.config import StudyConfig
 from scalelab.search.halving import HalvingPruner
 from scalelab.search.kinds import Values
-from scalelab.search.kinds.enumerated import REPLICATE_ATTR
-from scalelab.search.record import Outcome, Point, Provenance, Status, TrialCost, TrialRecord, write_record
+from scalelab.search.kinds.enumerated import NOT_NEEDED_ATTR, REPLICATE_ATTR, SETTLED_ATTR
+from scalelab.search.record import Outcome, Point, Provenance, Status, TrialCost, TrialRecord, study_records, write_record
 from scalelab.search.retry import TRANSIENT, with_retry
 from scalelab.search.study import read_plan
 from scalelab.train import EpochRecord, train
@@ -87,6 +87,12 @@ class Objective:
                            before, replicate, recipe.seed)
         if over is not None:
             record.stop(Status.OVER_CAP, over)
+        if self.config.settle_after and replicate >= self.config.settle_after:
+            settled = with_retry(lambda: self.kind.settled(self.config, self.plan, study_records(trial.study)),
+                                 within_s=RECORD_RETRY_S)
+            if settled is not None:
+                with_retry(lambda: self._not_needed(trial_id, settled), within_s=RECORD_RETRY_S)
+                record.stop(Status.PRUNED, f"not trained: {settled}")
         record.training_began = time.perf_counter()
         try:
             result = train(spec, self.splits, recipe, device=self.device,
@@ -109,6 +115,11 @@ class Objective:
                                             images_per_s=result.images_per_s, epochs=_epochs(record.curve),
                                             val_images=len(self.splits.val[1])))
         return self.kind.values(self.config, self.plan, result.val_acc, c)
+
+    def _not_needed(self, trial_id: int, why: str) -> None:
+        """Mark a replicate past ``settle_after`` that the study's answer no longer needs."""
+        self.storage.set_trial_user_attr(trial_id, NOT_NEEDED_ATTR, True)
+        self.storage.set_study_user_attr(self.study_id, SETTLED_ATTR, why)
 
     def _on_epoch(self, trial: optuna.Trial, record: _Recorder, epoch: EpochRecord) -> None:
         self.check_alive()

@@ -28,7 +28,7 @@ REPLICATE_ATTR = "replicate"
 SETTLED_ATTR = "settled"
 """Study user attribute: why the replicates past ``settle_after`` that were still queued were not trained."""
 NOT_NEEDED_ATTR = "not_needed"
-"""Trial user attribute, true on such a replicate (ended pruned, untrained)."""
+"""Trial user attribute, true on such a replicate (ended pruned before training, its record saying why)."""
 
 
 class EnumeratedKind:
