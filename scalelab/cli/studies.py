@@ -284,15 +284,17 @@ def plan_command(
     seeds: Annotated[Optional[int], typer.Option(min=1, help="Replicates of every network (default: the file's).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     data_dir: Annotated[Optional[str], typer.Option(help="Where the study's dataset lies on this machine.")] = None,
+    budget: Annotated[Optional[str], typer.Option(help="A budget to check the plan against (60m, 200 epochs; "
+                                                       "default: the file's).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """What a study file would train, how long it would take here (a short measured throughput) and the
-    smallest accuracy difference its seeds could resolve; writes nothing."""
+    """What a study file would train, how long it would take here (a short measured throughput), how much
+    of it a budget fits and the smallest accuracy difference its seeds could resolve; writes nothing."""
     from scalelab.device import pick_device
     from scalelab.search import build, load_study_file
     from scalelab.search.preview import preview
 
-    config, _ = build(load_study_file(study_file, profile), _given(seeds=seeds, data_dir=data_dir),
+    config, _ = build(load_study_file(study_file, profile), _given(seeds=seeds, data_dir=data_dir, budget=budget),
                       source=study_file)
     summary = preview(config, pick_device(device))
     emit(summary.data, as_json, summary.text())

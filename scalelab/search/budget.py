@@ -4,7 +4,8 @@ would take the study past it.
 The budget counts what the study's trials have used, read from the storage, so it holds across
 resumes and across workers joining from other machines: trial time (each trial's wall seconds from
 start to end, summed over trials, so two workers spend a 60-minute budget in about 30 minutes), or
-trial-epochs. A trial is started only while what is spent plus one more trial (the mean of the trials
+trial-epochs (the epochs each trial trained, fractional under an image cap; a running trial counts the
+evaluations it has reported). A trial is started only while what is spent plus one more trial (the mean of the trials
 finished so far) stays within the budget. Queued trials left over stay queued: a re-run with a larger
 budget goes on from there.
 """
@@ -19,7 +20,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from scalelab.errors import SearchError
-from scalelab.units import si
+from scalelab.search.record import read_record
 
 _SECONDS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 _FORM = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|epochs?)\s*$")
@@ -45,12 +46,15 @@ class Budget:
         return spent + (per_trial or 0.0) <= self.amount
 
     def describe(self, value: float) -> str:
-        return f"{value / 60:.1f} min" if self.unit == "s" else f"{si(value, 'trial-epochs')}"
+        return f"{value / 60:.1f} min" if self.unit == "s" else f"{value:.3g} trial-epochs"
 
     def _used(self, t: FrozenTrial, now: datetime.datetime) -> float:
         if self.unit == "s":
             return ((t.datetime_complete or now) - t.datetime_start).total_seconds()
-        return float(len(t.intermediate_values))  # one report per epoch trained
+        record = read_record(t)
+        if record is not None:
+            return record.outcome.epochs  # what it trained, a fraction of an epoch under an image cap
+        return float(len(t.intermediate_values))  # running: one evaluation per epoch so far
 
 
 def parse_budget(text: str) -> Budget:
@@ -63,6 +67,17 @@ def parse_budget(text: str) -> Budget:
     if unit.startswith("epoch"):
         return Budget(amount, "epochs", text)
     return Budget(amount * _SECONDS[unit], "s", text)
+
+
+def trials_within(budget: Budget, costs: list[float]) -> int:
+    """How many trials, run in the order of ``costs`` (each trial's seconds or epochs, in the budget's
+    unit), the budget lets start: as a worker decides, one more while spent plus the mean so far fits."""
+    spent = 0.0
+    for i, cost in enumerate(costs):
+        if spent + (spent / i if i else 0.0) > budget.amount:
+            return i
+        spent += cost
+    return len(costs)
 
 
 def summary_line(study: optuna.Study, budget: Budget, left: int) -> str:

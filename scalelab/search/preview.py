@@ -12,6 +12,7 @@ import torch
 
 from scalelab.arch.spec import NetworkSpec
 from scalelab.data import load_dataset, split_validation
+from scalelab.search.budget import parse_budget, trials_within
 from scalelab.search.config import StudyConfig
 from scalelab.search.summary import Summary
 from scalelab.train import train
@@ -58,6 +59,18 @@ def preview(config: StudyConfig, device: torch.device, spread: float | None = No
     data: dict[str, Any] = {"trials": trials, "images_per_trial": images, "estimated_s": total_s,
                             "detectable_difference": detectable, "seed_spread": sd,
                             "networks": [{"name": s.name, "images_per_s": rate[s.name]} for s in specs]}
+    if config.budget is not None:
+        budget = parse_budget(config.budget)
+        if plan.networks:  # queued seed by seed: every network's first seed, then every second one, ...
+            seconds = [per_trial[n.spec.name] for _ in range(seeds) for n in plan.networks]
+        else:
+            seconds = [total_s / trials] * trials
+        epochs = images / len(splits.train[1])
+        fit = trials_within(budget, seconds if budget.unit == "s" else [epochs] * len(seconds))
+        data["budget_trials"] = fit
+        lines.append(f"Budget {budget.text}: about {fit} of the {trials} trials fit"
+                     + (f" ({fit // len(plan.networks)} whole seed(s) of every network)" if plan.networks else "")
+                     + ("" if fit == trials else "; the rest stay queued for a re-run with a larger budget"))
     return Summary(lines, data)
 
 
