@@ -41,7 +41,8 @@ class Separation:
 
     ``closest`` is the network whose interval on ``best - closest`` reaches lowest (None with no rival);
     ``interval`` that interval (None where the trials measure no spread, or do not link the two through
-    shared seeds); ``seeds`` the fewer of the two networks' seeds; ``detectable`` the difference it would detect with :data:`POWER` power;
+    shared seeds); ``seeds`` the fewer of the two networks' seeds; ``detectable`` the difference it
+    would detect with :data:`POWER` power;
     ``seeds_needed`` about how many replicates per network would detect ``difference`` (at the spread seen;
     None when separated or beyond :data:`MAX_SEEDS`)."""
 

@@ -36,8 +36,8 @@ def summarise(study: optuna.Study, config: StudyConfig, options: RunOptions) -> 
     """The kind's summary and what limits it (networks at chance, not converged); result files go under
     ``<run_dir>/<study>/`` unless ``options.out``."""
     out_dir = confined(options.run_dir, study.study_name)
-    records = study_records(study)
-    summary = config.study_kind.summary(study, config, read_plan(study), records, out_dir, options.out)
+    records, plan = study_records(study), read_plan(study)
+    summary = config.study_kind.summary(study, config, plan, records, out_dir, options.out)
     if config.halving.enabled:
         from scalelab.search.halving import summary_lines
 
@@ -47,7 +47,7 @@ def summarise(study: optuna.Study, config: StudyConfig, options: RunOptions) -> 
         from scalelab.search.budget import parse_budget, summary_line
 
         finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.get_trials(deepcopy=False))
-        left = config.study_kind.total(config, read_plan(study)) - finished
+        left = config.study_kind.total(config, plan) - finished
         summary.lines.append(summary_line(study, parse_budget(config.budget), left))
     notes = caveats(records, config)
     summary.lines += notes

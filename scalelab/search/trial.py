@@ -26,7 +26,8 @@ from scalelab.search.config import StudyConfig
 from scalelab.search.halving import HalvingPruner
 from scalelab.search.kinds import Values
 from scalelab.search.kinds.enumerated import NOT_NEEDED_ATTR, REPLICATE_ATTR, SETTLED_ATTR
-from scalelab.search.record import Outcome, Point, Provenance, Status, TrialCost, TrialRecord, study_records, write_record
+from scalelab.search.record import (Outcome, Point, Provenance, Status, TrialCost, TrialRecord, study_records,
+                                    write_record)
 from scalelab.search.retry import TRANSIENT, with_retry
 from scalelab.search.study import read_plan
 from scalelab.train import EpochRecord, train
