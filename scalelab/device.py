@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import torch
 
@@ -26,14 +27,33 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def threads_per_worker(workers: int = 1) -> int:
     """Torch threads for each of ``workers`` processes on this machine: ``$OMP_NUM_THREADS`` when set,
-    else the CPUs this process may run on, less those other processes keep busy (the one-minute load
-    average, rounded), shared among the workers; at least 1. Oversubscribed cores make OpenMP's
-    spin-waits crawl: a batch-1 forward took 188 ms with two threads beside another busy process, 7 ms
-    with one."""
+    else the CPUs this process may run on, less those other processes keep busy (measured over a
+    fifth of a second, rounded), shared among the workers; at least 1. Oversubscribed cores make
+    OpenMP's spin-waits crawl: a batch-1 forward took 188 ms with two threads beside another busy
+    process, 7 ms with one. The load average is not used: it still counts, for a minute, a process that
+    has just ended (a `scalelab plan` run before a study halved the study's threads)."""
     if os.environ.get("OMP_NUM_THREADS", "").isdigit():
         return max(1, int(os.environ["OMP_NUM_THREADS"]))
-    free = max(1, available_cores() - round(_load()))
+    free = max(1, available_cores() - round(busy_cores()))
     return max(1, free // workers)
+
+
+def busy_cores(seconds: float = 0.2) -> float:
+    """How many cores other processes keep busy now: the machine's non-idle CPU time over ``seconds``
+    (this process sleeps meanwhile); the one-minute load average where /proc/stat cannot be read."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+        idle = ticks[3] + ticks[4]  # idle and iowait
+        return sum(ticks) - idle, sum(ticks)
+    try:
+        busy0, total0 = sample()
+        time.sleep(seconds)
+        busy1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return _load()
+    cpus = os.cpu_count() or 1
+    return cpus * (busy1 - busy0) / max(1, total1 - total0)
 
 
 def available_cores() -> int:
