@@ -8,6 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from scalelab.analysis.results import separation_levels
 from scalelab.arch.zoo import get_preset
 from scalelab.errors import SearchError
 from scalelab.search import Status, TrialRecord, build, get_kind, run_study
@@ -74,6 +75,8 @@ def test_replicates_not_needed_are_left_untrained_recorded_and_stay_so_on_resume
             in summary.text())
     run_study(config, options)  # resuming queues nothing again
     assert len(study.get_trials()) == len(trials)
+    # The report judges the winner at the level the study used: 95% shared between its two looks.
+    assert separation_levels(storage_url(options.storage, options.run_dir)) == {"settle": pytest.approx(0.975)}
 
 
 @pytest.mark.parametrize("settings, message", [

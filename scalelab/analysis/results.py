@@ -141,6 +141,21 @@ def search_rewards(storage: str | BaseStorage) -> dict[str, tuple[float, float]]
     return out
 
 
+def separation_levels(storage: str | BaseStorage) -> dict[str, float]:
+    """The level every grid study in ``storage`` judged its winner at (lower than 95% per look when it
+    stopped adding seeds once settled)."""
+    from scalelab.search.config import config_from_dict
+    from scalelab.search.kinds.grid import separation_level
+
+    storage = _open(storage)
+    out = {}
+    for summary in storage.get_all_studies():
+        settings = summary.user_attrs.get("settings")
+        if settings is not None and settings.get("kind") == "grid":
+            out[summary.study_name] = separation_level(config_from_dict(settings))
+    return out
+
+
 def _open(storage: str | BaseStorage) -> BaseStorage:
     """An existing storage from a URL or SQLite path (never creates one), or the storage given."""
     return open_storage(storage_url(storage), create=False, read_only=True) if isinstance(storage, str) else storage

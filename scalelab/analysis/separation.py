@@ -68,7 +68,7 @@ class Separation:
                     "halving or pruning, do not count)")
         lo, hi = self.interval
         told = (f"best minus it: {100 * self.difference:+.2f} points, {100 * lo:+.2f} to {100 * hi:+.2f} at "
-                f"{self.level:.0%} simultaneous over {self.comparisons} comparison(s), {self.seeds} seeds")
+                f"{100 * self.level:.3g}% simultaneous over {self.comparisons} comparison(s), {self.seeds} seeds")
         if self.separated:
             return f"Settled: the best is more accurate than every other network; the closest is {rival} ({told})"
         need = (f"; about {self.seeds_needed} seeds per network would detect a difference of this size"

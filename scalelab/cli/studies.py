@@ -379,11 +379,12 @@ def report_command(
     """Write static HTML pages (figures, fits, tables) of the studies in the storage; they work offline."""
     from pathlib import Path
 
-    from scalelab.analysis.results import results_table, search_rewards
+    from scalelab.analysis.results import results_table, search_rewards, separation_levels
     from scalelab.report import ReportSettings, write_site
     from scalelab.search.storage import storage_url
 
     storage = storage_url(storage, run_dir)
-    settings = ReportSettings(n_bootstrap=bootstrap, rewards=search_rewards(storage))
+    settings = ReportSettings(n_bootstrap=bootstrap, rewards=search_rewards(storage),
+                              separation_levels=separation_levels(storage))
     files = write_site(results_table(storage, study), Path(out), title=title, settings=settings)
     typer.echo(f"Wrote {len(files)} files to {Path(out)}; open {files[0]} in a browser")

@@ -13,12 +13,13 @@ from scalelab.analysis.separation import Separation, separate_best
 from scalelab.report.html import Html, cell, figure, flops, join, pct, table, tag
 from scalelab.report.style import LAYOUT, VAL_ACC_AXIS, flops_axis
 from scalelab.report.tables import NO_BEST, best_row
+from scalelab.search.kinds.grid import SEPARATION_LEVEL
 from scalelab.search.targets import reward
 
 _MAX_CONSTRAINT_CURVES = 6
 
 
-def grid_section(df: pd.DataFrame) -> Html:
+def grid_section(df: pd.DataFrame, level: float = SEPARATION_LEVEL) -> Html:
     """Scatter of beta against gamma coloured by accuracy, constraint curves, the winner, a table."""
     title = tag("h2", "Grid search of the compound coefficients α, β, γ")
     df = df[df[["alpha", "beta", "gamma"]].notna().all(axis=1)]
@@ -40,12 +41,12 @@ def grid_section(df: pd.DataFrame) -> Html:
     rows = [[r.trial, f"{r.alpha:.2f}", f"{r.beta:.2f}", f"{r.gamma:.2f}", f"{r.product:.2f}",
              flops(r.flops), pct(r.val_acc)] for r in order.itertuples()]
     headers = ["trial", "α (depth)", "β (width)", "γ (resolution)", "α·β²·γ²", "FLOPs", "validation accuracy"]
-    verdict = [] if best is None else [tag("p", _separation(df, best).text(_coefficients(df)))]
+    verdict = [] if best is None else [tag("p", _separation(df, best, level).text(_coefficients(df)))]
     return join([title, figure("fig-grid", grid_figure(df, k)), tag("p", how, class_="how"),
                  tag("p", tag("strong", answer)), *verdict, table(headers, rows, numeric=tuple(range(7)))])
 
 
-def _separation(df: pd.DataFrame, best: pd.Series) -> Separation:
+def _separation(df: pd.DataFrame, best: pd.Series, level: float) -> Separation:
     """The winner against every other trained grid network, replicate by replicate (a results table
     without a ``replicate`` column has one replicate per network)."""
     done = complete(df).dropna(subset=["val_acc"])
@@ -53,7 +54,7 @@ def _separation(df: pd.DataFrame, best: pd.Series) -> Separation:
     accuracy: dict[str, dict[int, float]] = {}
     for model, replicate, acc in zip(done["model"], replicates, done["val_acc"]):
         accuracy.setdefault(model, {})[int(replicate)] = float(acc)
-    return separate_best(accuracy, best["model"])
+    return separate_best(accuracy, best["model"], level=level)
 
 
 def _coefficients(df: pd.DataFrame) -> dict[str, str]:

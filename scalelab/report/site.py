@@ -38,6 +38,7 @@ from scalelab.report.tables import (
 )
 from scalelab.report.training import curves_section
 from scalelab.search.kinds import StudyKind, get_kind
+from scalelab.search.kinds.grid import SEPARATION_LEVEL
 from scalelab.units import si
 
 STOPPED = (Status.PRUNED.value, Status.DIVERGED.value)
@@ -137,8 +138,13 @@ def _pareto(study: _Study) -> Html:
     return pareto_section(df, target_flops=s.target_flops, exponent=s.reward_exponent)
 
 
+def _grid(study: _Study) -> Html:
+    level = study.settings.separation_levels.get(str(study.df["study"].iloc[0]), SEPARATION_LEVEL)
+    return grid_section(study.df, level=level)
+
+
 _SECTIONS: dict[str, Callable[[_Study], Html]] = dict(
-    scaling=_scaling, compound=_compound, pareto=_pareto, grid=lambda st: grid_section(st.df),
+    scaling=_scaling, compound=_compound, pareto=_pareto, grid=_grid,
     curves=lambda st: curves_section(st.df, max_trials=st.settings.max_curves),
     architecture=lambda st: architecture_section(st.df), models=lambda st: models_section(st.df),
     speed=lambda st: speed_section(st.df))

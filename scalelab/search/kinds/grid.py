@@ -252,8 +252,14 @@ def _separation(records: list[TrialRecord], best: TrialRecord, config: StudyConf
     for r in records:
         if r.finished and r.outcome.val_acc is not None:
             accuracy.setdefault(r.spec.name, {})[r.replicate] = r.outcome.val_acc
+    return separate_best(accuracy, best.spec.name, level=separation_level(config))
+
+
+def separation_level(config: StudyConfig) -> float:
+    """The level a grid judges its winner at: ``SEPARATION_LEVEL``, shared among the looks that
+    ``settle_after`` makes (one per seed from the K-th on)."""
     looks = config.seeds - config.settle_after + 1 if config.settle_after else 1
-    return separate_best(accuracy, best.spec.name, level=1 - (1 - SEPARATION_LEVEL) / looks)
+    return 1 - (1 - SEPARATION_LEVEL) / looks
 
 
 def _coefficients(records: list[TrialRecord]) -> dict[str, str]:
