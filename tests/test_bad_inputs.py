@@ -236,6 +236,8 @@ STUDY = [
     Case(f"sweep {RUNS} --budget '2 hours'", r"--budget must be a positive time"),
     Case(f"grid {RUNS} --settle-after 2", r"and below --seeds \(1\), got 2"),
     Case(f"sweep {RUNS} --seeds 3 --settle-after 2", r"--settle-after applies to grid studies"),
+    Case(f"grid {RUNS} --fill-budget", r"--fill-budget sizes the seeds of a grid, family, sweep or comparison to"),
+    Case(f"search baseline {RUNS} --budget 60m --fill-budget", r"--fill-budget sizes the seeds"),
     Case(f"search baseline {RUNS} --cost speed", r"unknown cost 'speed'"),
     Case(f"search baseline {RUNS} --objective best", r"unknown objective 'best'"),
     Case(f"search baseline {RUNS} --target-flops 5ms", r"is a latency; use --cost latency"),

@@ -2,15 +2,18 @@
 overrun by a trial started near its end, and raised on resume to go on where the study stopped."""
 
 import sys
+from types import SimpleNamespace
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
 from scalelab.errors import SearchError
 from scalelab.search import build, run_study
 from scalelab.cli import main
-from scalelab.search.budget import parse_budget, trials_within
+from scalelab.search import sizing
+from scalelab.search.budget import MAX_SEEDS, parse_budget, seeds_within, trials_within
 from scalelab.search.storage import open_storage, storage_url
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -65,3 +68,44 @@ def test_plan_says_how_much_of_a_study_a_budget_fits(capsys, monkeypatch):
     assert not exit_info.value.code and "4 networks x 2 seeds = 8 trials" in out
     assert ("Budget 0.06 epochs: about 2 of the 8 trials fit (0 whole seed(s) of every network); the rest stay "
             "queued for a re-run with a larger budget") in out
+    assert "Seeds the budget fits (--fill-budget): 0: not one trial of every network" in out
+
+
+def test_the_seeds_a_budget_fits_are_the_most_whose_trials_all_start_within_it():
+    """Three networks of one trial-epoch each: 10 epochs start 9 trials seed by seed (3 seeds), not 12."""
+    assert seeds_within(parse_budget("10 epochs"), [1.0] * 3) == 3
+    assert seeds_within(parse_budget("10 epochs"), [1.0] * 3, at_least=5) == 5  # never fewer than asked
+    assert seeds_within(parse_budget("1000 epochs"), [1.0] * 3) == MAX_SEEDS
+    assert seeds_within(parse_budget("5m"), [60.0, 90.0]) == 2  # the 5th trial would start at 300 + 75 s
+
+
+def test_fill_budget_sizes_the_seeds_when_created_and_again_when_the_budget_grows(tiny_grid, capsys):
+    """Four networks of 0.027 trial-epochs: 0.25 epochs fit 9 trials (2 whole seeds), 0.35 fit 13 (3)."""
+    config, options = build({**tiny_grid, "study": "fill", "budget": "0.25 epochs", "fill_budget": True})
+    run_study(config, options)
+    study = optuna.load_study(study_name="fill",
+                              storage=open_storage(storage_url(options.storage, options.run_dir), create=False))
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 8
+    assert study.user_attrs["settings"]["seeds"] == 2
+    assert "--fill-budget: 2 seed(s) of each of the 4 networks fit the budget 0.25 epochs" in capsys.readouterr().err
+    config, options = build({**tiny_grid, "study": "fill", "budget": "0.35 epochs", "fill_budget": True})
+    run_study(config, options)
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 12
+    assert study.user_attrs["settings"]["seeds"] == 3
+
+
+def test_fill_budget_in_time_uses_each_networks_measured_seconds(tiny_grid, monkeypatch):
+    config, _ = build({**tiny_grid, "budget": "5m", "fill_budget": True})
+    specs = [SimpleNamespace(name=n) for n in ("a", "b")]
+    monkeypatch.setattr(sizing, "estimate", lambda config, device: SimpleNamespace(
+        specs=specs, seconds={"a": 30.0, "b": 45.0}, measured={"a", "b"}, epochs=1.0))
+    sized, told = sizing.fill_budget(config, None, torch.device("cpu"))
+    assert sized.seeds == 4  # the 8th trial starts at 255 s (+ the 36 s mean <= 300 s); a 9th would not
+    assert "4 seed(s) of each of the 2 networks fit the budget 5m (from a measured throughput" in told
+
+
+def test_fill_budget_needs_a_budget_and_replicable_networks(tiny_grid, tiny_study):
+    search = {**tiny_study, "kind": "baseline", "budget": "60m"}
+    for settings in ({**tiny_grid, "fill_budget": True}, {**search, "fill_budget": True}):
+        with pytest.raises(SearchError, match="--fill-budget sizes the seeds of a grid, family, sweep or comparison"):
+            build(settings)

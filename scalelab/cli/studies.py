@@ -29,6 +29,10 @@ _STUDY_FLAGS = [
                                      "resuming with more adds replicates."), ("seeds",)),
     ("budget", str, typer.Option(help="The whole study's budget: trial time summed over trials (60m, 1.5h) or "
                                       "trial-epochs (200 epochs); kept on resume (default: none)."), ("budget",)),
+    ("fill_budget", bool, typer.Option("--fill-budget/--no-fill-budget",
+                                       help="With --budget: raise --seeds to the most whose trials all fit it, "
+                                            "from this machine's trial times (sized again on resume)."),
+     ("fill_budget",)),
     ("settle_after", int, typer.Option(help="Grid: train seeds past this many only while the winner is not yet "
                                             "separated from every other network (default 0: train every seed)."),
      ("settle_after",)),

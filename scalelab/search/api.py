@@ -3,10 +3,12 @@ as an extra worker. Each CLI command is one of these calls."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
+import optuna
 import torch
 
 from scalelab.device import available_cores, load_warning, pick_device, threads_per_worker
@@ -36,10 +38,25 @@ def run_study(config: StudyConfig, options: RunOptions | None = None) -> Summary
         check_writable_file(options.out, what="--out")
     url = storage_url(options.storage, options.run_dir)
     storage = open_storage(url)
-    with_retry(lambda: create_or_resume(storage, name, config, device), within_s=60.0)  # a locked file waits
     _announce(device, options.workers, options.progress)
+    if config.fill_budget:
+        config = _sized(config, storage, name, device)
+    with_retry(lambda: create_or_resume(storage, name, config, device), within_s=60.0)  # a locked file waits
     run_workers(url, name, options.workers, device=options.device, progress=options.progress)
     return with_retry(lambda: summarise(load(storage, name), config, options), within_s=60.0)
+
+
+def _sized(config: StudyConfig, storage, name: str, device: torch.device) -> StudyConfig:
+    """``config`` with as many seeds as its budget fits, never fewer than the study already has; says
+    how many (a decision, so printed without --progress too)."""
+    from scalelab.search.sizing import fill_budget
+
+    existing = next((s for s in storage.get_all_studies() if s.study_name == name), None)
+    study = optuna.load_study(study_name=name, storage=storage) if existing is not None else None
+    stored = existing.user_attrs.get("settings", {}).get("seeds", 1) if existing is not None else 1
+    config, told = fill_budget(dataclasses.replace(config, seeds=max(config.seeds, stored)), study, device)
+    print(told, file=sys.stderr, flush=True)
+    return config
 
 
 def run_file(path: str | Path, overrides: dict[str, Any] | None = None, profile: str | None = None,

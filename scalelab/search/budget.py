@@ -80,6 +80,19 @@ def trials_within(budget: Budget, costs: list[float]) -> int:
     return len(costs)
 
 
+MAX_SEEDS = 20
+"""The most seeds a budget is filled with: past this, more replicates narrow an interval by little."""
+
+
+def seeds_within(budget: Budget, per_network: list[float], at_least: int = 1) -> int:
+    """The most seeds (``at_least`` to :data:`MAX_SEEDS`) such that every trial of that many, run seed
+    by seed (``per_network``: one trial's cost of each network, in the budget's unit), starts within it."""
+    seeds = at_least
+    while seeds < MAX_SEEDS and trials_within(budget, per_network * (seeds + 1)) == len(per_network) * (seeds + 1):
+        seeds += 1
+    return seeds
+
+
 def summary_line(study: optuna.Study, budget: Budget, left: int) -> str:
     """How much of the budget the study used and, when ``left`` trials of it were never finished, that
     the budget stopped it."""

@@ -83,6 +83,9 @@ class StudyConfig:
     that comparisons between networks are paired."""
     budget: str | None = None
     """The whole study's budget, as given ('60m', '200 epochs'; :mod:`scalelab.search.budget`); None: none."""
+    fill_budget: bool = False
+    """Raise ``seeds`` to the most whose trials all fit ``budget``, sized from this machine's trial times
+    when the study is created or resumed (:mod:`scalelab.search.sizing`)."""
     settle_after: int = 0
     """With ``seeds`` above it, replicates past the first ``settle_after`` are trained only while the study's
     question is open (a kind that asks one, the grid: is its winner separated from every other network?);
@@ -102,6 +105,9 @@ class StudyConfig:
                               "train its best networks again as a compare study with --seeds N")
         if self.budget is not None:
             parse_budget(self.budget)
+        if self.fill_budget and (self.budget is None or not self.study_kind.replicable):
+            raise SearchError("--fill-budget sizes the seeds of a grid, family, sweep or comparison to its "
+                              "--budget: give both (for example --budget 60m --fill-budget)")
         if self.settle_after:
             if not self.study_kind.settles:
                 raise SearchError(f"--settle-after applies to grid studies, whose winner can be settled; a "
@@ -125,13 +131,14 @@ class StudyConfig:
 
     def identity(self) -> dict[str, Any]:
         """The settings a resumed study must match: all but the trial count, the number of seeds (more
-        add replicates), when to settle, the budget, the heartbeat interval and where the data lie
-        (``data_dir``: the same dataset may sit elsewhere on each machine)."""
+        add replicates) and whether the budget sizes them, when to settle, the budget, the heartbeat
+        interval and where the data lie (``data_dir``: the same dataset may sit elsewhere on each machine)."""
         d = self.to_dict()
         d.pop("heartbeat_s")
         d.pop("seeds")
         d.pop("settle_after")
         d.pop("budget")
+        d.pop("fill_budget")
         d.pop("data_dir")
         d["search"].pop("trials", None)
         return d

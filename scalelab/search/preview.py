@@ -12,7 +12,7 @@ import torch
 
 from scalelab.arch.spec import NetworkSpec
 from scalelab.data import load_dataset, split_validation
-from scalelab.search.budget import parse_budget, trials_within
+from scalelab.search.budget import parse_budget, seeds_within, trials_within
 from scalelab.search.config import StudyConfig
 from scalelab.search.summary import Summary
 from scalelab.train import train
@@ -28,15 +28,9 @@ def preview(config: StudyConfig, device: torch.device, spread: float | None = No
     """The plan of ``config``'s study with time and resolution estimates; ``spread`` is the measured
     seed-to-seed standard deviation of validation accuracy (fraction) when known."""
     kind = config.study_kind
-    ds = load_dataset(config.dataset, config.data_dir)
-    splits = split_validation(ds, config.val_fraction, config.train.seed)
-    plan = kind.plan(config, len(ds.classes), device)
-    specs = [n.spec for n in plan.networks] or [plan.base]
+    e = estimate(config, device)
+    plan, specs, splits, images, rate, per_trial = e.plan, e.specs, e.splits, e.images, e.rate, e.seconds
     trials = kind.total(config, plan)
-    images = config.train.image_budget(len(splits.train[1]))
-    measured = {s.name: _throughput(s, splits, config, device) for s in _extremes(specs, plan)}
-    rate = _interpolate(specs, plan, measured)
-    per_trial = {s.name: images / rate[s.name] for s in specs}
     seeds = config.seeds
     total_s = (sum(per_trial.values()) * seeds if plan.networks
                else trials * sum(per_trial.values()) / len(per_trial))
@@ -48,7 +42,7 @@ def preview(config: StudyConfig, device: torch.device, spread: float | None = No
              f"{'network':<40} {'FLOPs (multiply-adds)':>22} {'px':>4} {'images/s':>9} {'s per trial':>11}"]
     for s in specs:
         c = next((n.cost.flops for n in plan.networks if n.spec.name == s.name), plan.base_flops)
-        mark = "" if s.name in measured else " (interpolated)"
+        mark = "" if s.name in e.measured else " (interpolated)"
         lines.append(f"{s.name:<40} {c:>22,} {s.resolution:>4} {rate[s.name]:>9,.0f} {per_trial[s.name]:>11,.1f}{mark}")
     lines += [f"Estimated time: {_duration(total_s)} on this machine ({device}, torch threads: "
               f"{torch.get_num_threads()}, one worker; training only, from {PROBE_BATCHES} batches of each network "
@@ -65,13 +59,51 @@ def preview(config: StudyConfig, device: torch.device, spread: float | None = No
             seconds = [per_trial[n.spec.name] for _ in range(seeds) for n in plan.networks]
         else:
             seconds = [total_s / trials] * trials
-        epochs = images / len(splits.train[1])
-        fit = trials_within(budget, seconds if budget.unit == "s" else [epochs] * len(seconds))
+        fit = trials_within(budget, seconds if budget.unit == "s" else [e.epochs] * len(seconds))
         data["budget_trials"] = fit
         lines.append(f"Budget {budget.text}: about {fit} of the {trials} trials fit"
                      + (f" ({fit // len(plan.networks)} whole seed(s) of every network)" if plan.networks else "")
                      + ("" if fit == trials else "; the rest stay queued for a re-run with a larger budget"))
+        if plan.networks and config.study_kind.replicable:
+            one_seed = list(per_trial.values()) if budget.unit == "s" else [e.epochs] * len(specs)
+            whole = trials_within(budget, one_seed) == len(one_seed)
+            data["budget_seeds"] = most = seeds_within(budget, one_seed) if whole else 0
+            lines.append(f"Seeds the budget fits (--fill-budget): {most}"
+                         + ("" if whole else ": not one trial of every network"))
     return Summary(lines, data)
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """What a study's trials would take here: its plan and networks, the training images of one trial,
+    each network's training images/s (``measured`` names the ones timed) and seconds per trial."""
+
+    plan: Any
+    specs: list[NetworkSpec]
+    splits: Any
+    images: float
+    rate: dict[str, float]
+    measured: frozenset[str]
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        return {s.name: self.images / self.rate[s.name] for s in self.specs}
+
+    @property
+    def epochs(self) -> float:
+        """Epochs of one trial (every network trains the same images)."""
+        return self.images / len(self.splits.train[1])
+
+
+def estimate(config: StudyConfig, device: torch.device) -> Estimate:
+    """The study's plan, with the cheapest and costliest networks timed for a few batches."""
+    ds = load_dataset(config.dataset, config.data_dir)
+    splits = split_validation(ds, config.val_fraction, config.train.seed)
+    plan = config.study_kind.plan(config, len(ds.classes), device)
+    specs = [n.spec for n in plan.networks] or [plan.base]
+    measured = {s.name: _throughput(s, splits, config, device) for s in _extremes(specs, plan)}
+    return Estimate(plan, specs, splits, config.train.image_budget(len(splits.train[1])),
+                    _interpolate(specs, plan, measured), frozenset(measured))
 
 
 def _duration(seconds: float) -> str:
