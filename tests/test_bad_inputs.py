@@ -247,6 +247,8 @@ STUDY = [
     Case("run {w}/missing.toml", r"study file .*missing.toml does not exist"),
     Case("run {case}/s3.toml", r"not valid TOML", files={"s3.toml": "kind = grid\n"}),
     Case("run {case}/s4.toml --profile nope", r"has no profile 'nope'", files={"s4.toml": GOOD_STUDY}),
+    Case("run {case}/s6.toml --no-prune", r"\[search\]: unknown setting\(s\) prune",
+         files={"s6.toml": GOOD_STUDY.replace('"grid"', '"sweep"')}),
     Case("run {case}/s5.toml", r"\[train\] lr: expected a number, got '1e-3' \(str\)",
          files={"s5.toml": GOOD_STUDY + 'lr = "1e-3"\n'}),
     Case("run {case}/s6.toml", r"\[train\]: unknown setting\(s\) lrate", files={"s6.toml": GOOD_STUDY + "lrate = 1\n"}),

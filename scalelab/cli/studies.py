@@ -272,13 +272,15 @@ def run_command(
     study_file: Annotated[str, typer.Argument(help="A study file, such as studies/smoke_grid.toml.")],
     trials: Annotated[Optional[int], typer.Option(min=1, help="Trials to finish (baseline searches).")] = None,
     profile: Annotated[Optional[str], typer.Option(help="Budget profile of the file: smoke, cpu or gpu.")] = None,
+    prune: Annotated[Optional[bool], typer.Option("--prune/--no-prune", help="Baseline searches and grids: stop "
+                                                  "trials below the median early (default: the file's).")] = None,
     flags: Optional[dict] = None,
     names: Optional[dict] = None,
 ) -> Any:
     """Run (or resume) the study a TOML file describes; flags override the file."""
     from scalelab.search import run_file
 
-    return run_file(study_file, _with(flags, search=_given(trials=trials)), profile, names)
+    return run_file(study_file, _with(flags, search=_given(trials=trials, prune=prune)), profile, names)
 
 
 @app.command("plan")
