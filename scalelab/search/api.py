@@ -38,10 +38,10 @@ def run_study(config: StudyConfig, options: RunOptions | None = None) -> Summary
         check_writable_file(options.out, what="--out")
     url = storage_url(options.storage, options.run_dir)
     storage = open_storage(url)
-    _announce(device, options.workers, options.progress)
     if config.fill_budget:
         config = _sized(config, storage, name, device)
     with_retry(lambda: create_or_resume(storage, name, config, device), within_s=60.0)  # a locked file waits
+    _announce(device, options.workers, options.progress)  # after the checks: a bad input prints one line
     run_workers(url, name, options.workers, device=options.device, progress=options.progress)
     return with_retry(lambda: summarise(load(storage, name), config, options), within_s=60.0)
 
