@@ -36,7 +36,7 @@ class Budget:
 
     def spent(self, trials: list[FrozenTrial], now: datetime.datetime) -> tuple[float, float | None]:
         """What the study's trials used, and the mean of its finished trials (None before one finished)."""
-        used = [(self._used(t, now), t.state in (TrialState.COMPLETE, TrialState.PRUNED)) for t in trials
+        used = [(self.used(t, now), t.state in (TrialState.COMPLETE, TrialState.PRUNED)) for t in trials
                 if t.datetime_start is not None]
         finished = [u for u, done in used if done]
         return sum(u for u, _ in used), (sum(finished) / len(finished) if finished else None)
@@ -48,7 +48,8 @@ class Budget:
     def describe(self, value: float) -> str:
         return f"{value / 60:.1f} min" if self.unit == "s" else f"{value:.3g} trial-epochs"
 
-    def _used(self, t: FrozenTrial, now: datetime.datetime) -> float:
+    def used(self, t: FrozenTrial, now: datetime.datetime) -> float:
+        """What trial ``t`` used: its wall seconds (until ``now`` while it runs) or its trial-epochs."""
         if self.unit == "s":
             return ((t.datetime_complete or now) - t.datetime_start).total_seconds()
         record = read_record(t)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from statistics import fmean
 
 import optuna
 import torch
 
-from scalelab.search.budget import MAX_SEEDS, parse_budget, seeds_within
+from scalelab.search.budget import MAX_SEEDS, Budget, parse_budget, seeds_within
 from scalelab.search.config import StudyConfig
 from scalelab.search.preview import estimate
 from scalelab.search.record import read_record
@@ -31,8 +32,8 @@ def fill_budget(config: StudyConfig, study: optuna.Study | None, device: torch.d
     if budget.unit == "epochs":
         costs, how = {s.name: e.epochs for s in e.specs}, f"{e.epochs:.3g} epochs per trial"
     else:
-        finished = _finished_seconds(study)
-        costs = {name: _mean(finished[name]) if finished.get(name) else s for name, s in e.seconds.items()}
+        finished = _finished_seconds(study, budget)
+        costs = {name: fmean(finished[name]) if finished.get(name) else s for name, s in e.seconds.items()}
         known = sum(len(finished.get(s.name, ())) for s in e.specs)
         how = ((f"the mean time of this study's {known} finished trial(s) of a network, else " if known else "")
                + f"a measured throughput of {len(e.measured)} network(s), training only")
@@ -42,15 +43,11 @@ def fill_budget(config: StudyConfig, study: optuna.Study | None, device: torch.d
     return dataclasses.replace(config, seeds=seeds), told
 
 
-def _finished_seconds(study: optuna.Study | None) -> dict[str, list[float]]:
-    """Each network's wall seconds per finished trial of ``study``."""
+def _finished_seconds(study: optuna.Study | None, budget: Budget) -> dict[str, list[float]]:
+    """Each network's wall seconds per finished trial of ``study``, as the time budget counts them."""
     out: dict[str, list[float]] = defaultdict(list)
     for t in study.get_trials(deepcopy=False) if study is not None else []:
         record = read_record(t)
         if record is not None and record.finished and t.datetime_start and t.datetime_complete:
-            out[record.spec.name].append((t.datetime_complete - t.datetime_start).total_seconds())
+            out[record.spec.name].append(budget.used(t, t.datetime_complete))
     return out
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
