@@ -88,6 +88,9 @@ def test_fill_budget_sizes_the_seeds_when_created_and_again_when_the_budget_grow
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 8
     assert study.user_attrs["settings"]["seeds"] == 2
     assert "--fill-budget: 2 seed(s) of each of the 4 networks fit the budget 0.25 epochs" in capsys.readouterr().err
+    config, _ = build({**tiny_grid, "budget": "0.1 epochs", "fill_budget": True})  # 4 x 0.027 > 0.1
+    assert "1 seed(s) of each of the 4 networks queued, though not all of them fit the budget 0.1 epochs" in (
+        sizing.fill_budget(config, None, torch.device("cpu"))[1])
     config, options = build({**tiny_grid, "study": "fill", "budget": "0.35 epochs", "fill_budget": True})
     run_study(config, options)
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 12

@@ -18,7 +18,7 @@ from statistics import fmean
 import optuna
 import torch
 
-from scalelab.search.budget import MAX_SEEDS, Budget, parse_budget, seeds_within
+from scalelab.search.budget import MAX_SEEDS, Budget, parse_budget, seeds_within, trials_within
 from scalelab.search.config import StudyConfig
 from scalelab.search.preview import estimate
 from scalelab.search.record import read_record
@@ -38,7 +38,9 @@ def fill_budget(config: StudyConfig, study: optuna.Study | None, device: torch.d
         how = ((f"the mean time of this study's {known} finished trial(s) of a network, else " if known else "")
                + f"a measured throughput of {len(e.measured)} network(s), training only")
     seeds = seeds_within(budget, list(costs.values()), config.seeds)
-    told = (f"--fill-budget: {seeds} seed(s) of each of the {len(costs)} networks fit the budget {budget.text} "
+    fits = trials_within(budget, list(costs.values()) * seeds) == len(costs) * seeds
+    told = (f"--fill-budget: {seeds} seed(s) of each of the {len(costs)} networks "
+            f"{'fit' if fits else 'queued, though not all of them fit'} the budget {budget.text} "
             f"(from {how}){'; the most it fills' if seeds == MAX_SEEDS else ''}")
     return dataclasses.replace(config, seeds=seeds), told
 
