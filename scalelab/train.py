@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from scalelab import optim
 from scalelab.arch.build import build
 from scalelab.arch.spec import NetworkSpec
 from scalelab.cost import check_fits
@@ -475,16 +476,15 @@ class _Average:
         torch._foreach_lerp_(list(mine), list(theirs), 1 - decay)
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def _optimizer(model: nn.Module, config: TrainConfig) -> optim.SGD | optim.AdamW:
     # No weight decay on batch-norm parameters and biases (one-dimensional tensors).
     trained = [p for p in model.parameters() if p.requires_grad]  # not a frozen whitening layer
     decay = [p for p in trained if p.ndim > 1]
     no_decay = [p for p in trained if p.ndim <= 1]
     groups = [dict(params=decay, weight_decay=config.weight_decay), dict(params=no_decay, weight_decay=0.0)]
     if config.optimizer == "adam":
-        return torch.optim.AdamW(groups, lr=config.base_lr) if config.weight_decay else torch.optim.Adam(
-            groups, lr=config.base_lr)
-    return torch.optim.SGD(groups, lr=config.base_lr, momentum=config.momentum, nesterov=config.nesterov)
+        return optim.AdamW(groups, lr=config.base_lr)
+    return optim.SGD(groups, lr=config.base_lr, momentum=config.momentum, nesterov=config.nesterov)
 
 
 def _with_regularisation(spec: NetworkSpec, config: TrainConfig) -> NetworkSpec:
