@@ -10,8 +10,10 @@ an error) is failed and queued again at once, so a re-run trains it from the sta
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
+import gc
 import multiprocessing
 import os
 import signal
@@ -107,6 +109,7 @@ def run_workers(url: str, study_name: str, workers: int, *, device: str = "auto"
 
 
 def _worker_process(url: str, study_name: str, device: str, progress: bool, index: int, threads: int) -> None:
+    atexit.register(gc.freeze)  # as the command line does: no second of final garbage collection at exit
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     SignalStop()  # SIGTERM stops a worker as Ctrl-C does
     torch.set_num_threads(threads)
