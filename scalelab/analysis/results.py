@@ -31,7 +31,7 @@ import numpy as np
 import optuna
 import pandas as pd
 from optuna.storages import BaseStorage
-from scipy import stats
+from scipy import special
 
 from scalelab.search.record import Status, TrialRecord, study_records
 from scalelab.search.storage import open_storage, storage_url
@@ -88,7 +88,7 @@ def network_means(table: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     first = grouped.head(1).set_index(["study", "model"])
     acc = grouped["val_acc"]
     out = first.assign(n=acc.count(), val_acc_mean=acc.mean(), val_acc_sd=acc.std(ddof=1))
-    half = stats.t.ppf(0.5 + level / 2, np.maximum(out["n"] - 1, 1)) * out["val_acc_sd"] / np.sqrt(out["n"])
+    half = special.stdtrit(np.maximum(out["n"] - 1, 1), 0.5 + level / 2) * out["val_acc_sd"] / np.sqrt(out["n"])
     half = half.where(out["n"] > 1)
     return out.assign(val_acc_lower=(out["val_acc_mean"] - half).clip(lower=0.0),
                       val_acc_upper=(out["val_acc_mean"] + half).clip(upper=1.0)).reset_index()

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
 POWER = 0.8
 """Power at which :attr:`Comparison.detectable` is stated."""
@@ -243,6 +243,6 @@ def _blocks(seed: np.ndarray, network: np.ndarray) -> list[np.ndarray]:
 def binomial_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
     """Clopper-Pearson (exact) interval on a binomial proportion."""
     alpha = 1.0 - level
-    lo = 0.0 if successes == 0 else float(stats.beta.ppf(alpha / 2, successes, trials - successes + 1))
-    hi = 1.0 if successes == trials else float(stats.beta.ppf(1 - alpha / 2, successes + 1, trials - successes))
+    lo = 0.0 if successes == 0 else float(special.betaincinv(successes, trials - successes + 1, alpha / 2))
+    hi = 1.0 if successes == trials else float(special.betaincinv(successes + 1, trials - successes, 1 - alpha / 2))
     return lo, hi

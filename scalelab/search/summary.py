@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.trial import TrialState
-from scipy import stats
+from scipy import special
 
 from scalelab.files import confined
 from scalelab.search.config import RunOptions, StudyConfig
@@ -127,7 +127,7 @@ def network_results(records: list[TrialRecord], level: float = 0.95) -> list[Net
         acc = np.array([r.outcome.val_acc for r in group])
         interval = None
         if len(acc) > 1:
-            half = stats.t.ppf(0.5 + level / 2, len(acc) - 1) * acc.std(ddof=1) / np.sqrt(len(acc))
+            half = special.stdtrit(len(acc) - 1, 0.5 + level / 2) * acc.std(ddof=1) / np.sqrt(len(acc))
             interval = (max(0.0, acc.mean() - half), min(1.0, acc.mean() + half))  # accuracies are fractions
         out.append(NetworkResult(group[0], len(acc), float(acc.mean()), interval))
     return out
