@@ -280,6 +280,8 @@ def run_command(
     """Run (or resume) the study a TOML file describes; flags override the file."""
     from scalelab.search import run_file
 
+    if prune is not None:  # named as given, should the file's kind take no such setting
+        names = {**(names or {}), "search.prune": "--prune" if prune else "--no-prune"}
     return run_file(study_file, _with(flags, search=_given(trials=trials, prune=prune)), profile, names)
 
 

@@ -27,6 +27,9 @@ def make(cls: type, values: Any, where: str, from_flags: Mapping[str, str] | Non
         raise SearchError(f"{where} must be a table of settings, got {_given(values)}")
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     unknown = sorted(set(values) - set(names))
+    flagged = [from_flags[key] for key in unknown if key in from_flags]
+    if flagged:  # a flag of another kind of study, such as --no-prune given for a sweep
+        raise SearchError(f"{', '.join(flagged)} does not apply to {where}, whose settings are {', '.join(names)}")
     if unknown:
         raise SearchError(f"{where}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(names)}")
     hints = typing.get_type_hints(cls)
