@@ -47,8 +47,8 @@ class SGD(_Optimizer):
             params, grads = self._with_grads(group)
             if not params:
                 continue
-            if group["weight_decay"]:
-                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+            if group["weight_decay"]:  # the gradients are scratch space: the next step sets new ones
+                torch._foreach_add_(grads, params, alpha=group["weight_decay"])
             if self.momentum:
                 for p in params:  # a zero buffer makes the first step's buffer the gradient, as in torch
                     if p not in self.state:
@@ -56,7 +56,10 @@ class SGD(_Optimizer):
                 bufs = [self.state[p]["momentum"] for p in params]
                 torch._foreach_mul_(bufs, self.momentum)
                 torch._foreach_add_(bufs, grads)
-                grads = torch._foreach_add(grads, bufs, alpha=self.momentum) if self.nesterov else bufs
+                if self.nesterov:
+                    torch._foreach_add_(grads, bufs, alpha=self.momentum)
+                else:
+                    grads = bufs
             torch._foreach_add_(params, grads, alpha=-group["lr"])
 
 
