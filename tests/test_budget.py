@@ -14,6 +14,8 @@ from scalelab.search import build, run_study
 from scalelab.cli import main
 from scalelab.search import sizing
 from scalelab.search.budget import MAX_SEEDS, parse_budget, seeds_within, trials_within
+from scalelab.search.halving import HalvingSettings
+from scalelab.search.preview import preview
 from scalelab.search.storage import open_storage, storage_url
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -101,10 +103,32 @@ def test_fill_budget_in_time_uses_each_networks_measured_seconds(tiny_grid, monk
     config, _ = build({**tiny_grid, "budget": "5m", "fill_budget": True})
     specs = [SimpleNamespace(name=n) for n in ("a", "b")]
     monkeypatch.setattr(sizing, "estimate", lambda config, device: SimpleNamespace(
-        specs=specs, seconds={"a": 30.0, "b": 45.0}, measured={"a", "b"}, epochs=1.0))
+        specs=specs, seconds={"a": 30.0, "b": 45.0}, measured={"a", "b"}, epochs=1.0, share=1.0))
     sized, told = sizing.fill_budget(config, None, torch.device("cpu"))
     assert sized.seeds == 4  # the 8th trial starts at 255 s (+ the 36 s mean <= 300 s); a 9th would not
     assert "4 seed(s) of each of the 2 networks fit the budget 5m (from a measured throughput" in told
+
+
+def test_halving_is_expected_to_train_a_share_of_every_networks_budget():
+    """Rate 3 over 9 epochs: 7 networks all train to epoch 1, 3 go on to 3 and 3 to 9, 31 of 63 trial-epochs
+    (the CIFAR-10 grid's halving run trained 30.9); 27 go 27 -> 9 -> 3; no more networks than the rate
+    all train in full."""
+    halving = HalvingSettings(enabled=True, rate=3)
+    assert halving.expected_share(7, 9) * 7 * 9 == pytest.approx(7 + 3 * 2 + 3 * 6)
+    assert halving.expected_share(27, 9) * 27 * 9 == pytest.approx(27 + 9 * 2 + 3 * 6)
+    assert halving.expected_share(3, 9) == 1.0 and halving.expected_share(7, 1) == 1.0
+
+
+def test_fill_budget_under_halving_costs_each_trial_at_its_expected_share(tiny_grid):
+    settings = {**tiny_grid, "train": {**tiny_grid["train"], "epochs": 9, "max_images": None},
+                "budget": "60 epochs", "fill_budget": True}
+    plain, _ = build(settings)
+    halving, _ = build({**settings, "halving": {"enabled": True}})
+    assert sizing.fill_budget(plain, None, torch.device("cpu"))[0].seeds == 1  # a 2nd seed of 4 x 9 epochs: 72
+    sized, told = sizing.fill_budget(halving, None, torch.device("cpu"))
+    assert sized.seeds == 2  # 4 networks: 4 + 3 x 2 + 3 x 6 = 28 of 36 trial-epochs a seed, 56 for two
+    assert "times the 78% of full training successive halving is expected to leave" in told
+    assert "successive halving expected to train 78% of it, 28 trial-epochs" in preview(halving, torch.device("cpu")).text()
 
 
 def test_fill_budget_needs_a_budget_and_replicable_networks(tiny_grid, tiny_study):

@@ -294,6 +294,8 @@ def plan_command(
     data_dir: Annotated[Optional[str], typer.Option(help="Where the study's dataset lies on this machine.")] = None,
     budget: Annotated[Optional[str], typer.Option(help="A budget to check the plan against (60m, 200 epochs; "
                                                        "default: the file's).")] = None,
+    halving: Annotated[Optional[bool], typer.Option("--halving/--no-halving", help="Estimate the study run with "
+                                                    "successive halving, or without (default: the file's).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """What a study file would train, how long it would take here (a short measured throughput), how much
@@ -302,8 +304,10 @@ def plan_command(
     from scalelab.search import build, load_study_file
     from scalelab.search.preview import preview
 
-    config, _ = build(load_study_file(study_file, profile), _given(seeds=seeds, data_dir=data_dir, budget=budget),
-                      source=study_file)
+    flags = _given(seeds=seeds, data_dir=data_dir, budget=budget)
+    if halving is not None:
+        flags["halving"] = {"enabled": halving}
+    config, _ = build(load_study_file(study_file, profile), flags, source=study_file)
     summary = preview(config, pick_device(device))
     emit(summary.data, as_json, summary.text())
 

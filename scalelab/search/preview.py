@@ -32,8 +32,8 @@ def preview(config: StudyConfig, device: torch.device, spread: float | None = No
     plan, specs, splits, images, rate, per_trial = e.plan, e.specs, e.splits, e.images, e.rate, e.seconds
     trials = kind.total(config, plan)
     seeds = config.seeds
-    total_s = (sum(per_trial.values()) * seeds if plan.networks
-               else trials * sum(per_trial.values()) / len(per_trial))
+    total_s = e.share * (sum(per_trial.values()) * seeds if plan.networks
+                         else trials * sum(per_trial.values()) / len(per_trial))
     sd = spread if spread is not None else SEED_SPREAD
     detectable = (1.96 + 0.84) * sd * math.sqrt(2 / seeds)
     lines = [f"{kind.name} study: {len(plan.networks) or 'sampled'} networks x {seeds} seeds = {trials} trials of "
@@ -44,9 +44,11 @@ def preview(config: StudyConfig, device: torch.device, spread: float | None = No
         c = next((n.cost.flops for n in plan.networks if n.spec.name == s.name), plan.base_flops)
         mark = "" if s.name in e.measured else " (interpolated)"
         lines.append(f"{s.name:<40} {c:>22,} {s.resolution:>4} {rate[s.name]:>9,.0f} {per_trial[s.name]:>11,.1f}{mark}")
+    halving = (f"; successive halving expected to train {100 * e.share:.0f}% of it, "
+               f"{e.share * e.epochs * len(plan.networks) * seeds:.3g} trial-epochs" if e.share < 1 else "")
     lines += [f"Estimated time: {_duration(total_s)} on this machine ({device}, torch threads: "
               f"{torch.get_num_threads()}, one worker; training only, from {PROBE_BATCHES} batches of each network "
-              "not marked interpolated)",
+              f"not marked interpolated{halving})",
               f"Smallest difference in validation accuracy two networks' means can resolve with {seeds} seed(s) each: "
               f"{100 * detectable:.1f} points (95% level, 80% power, seed-to-seed spread {100 * sd:.1f} points"
               f"{' measured in this study' if spread is not None else ', this project’s measured default'})"]
@@ -56,16 +58,16 @@ def preview(config: StudyConfig, device: torch.device, spread: float | None = No
     if config.budget is not None:
         budget = parse_budget(config.budget)
         if plan.networks:  # queued seed by seed: every network's first seed, then every second one, ...
-            seconds = [per_trial[n.spec.name] for _ in range(seeds) for n in plan.networks]
+            seconds = [e.share * per_trial[n.spec.name] for _ in range(seeds) for n in plan.networks]
         else:
             seconds = [total_s / trials] * trials
-        fit = trials_within(budget, seconds if budget.unit == "s" else [e.epochs] * len(seconds))
+        fit = trials_within(budget, seconds if budget.unit == "s" else [e.share * e.epochs] * len(seconds))
         data["budget_trials"] = fit
         lines.append(f"Budget {budget.text}: about {fit} of the {trials} trials fit"
                      + (f" ({fit // len(plan.networks)} whole seed(s) of every network)" if plan.networks else "")
                      + ("" if fit == trials else "; the rest stay queued for a re-run with a larger budget"))
         if plan.networks and config.study_kind.replicable:
-            one_seed = list(per_trial.values()) if budget.unit == "s" else [e.epochs] * len(specs)
+            one_seed = [e.share * c for c in (per_trial.values() if budget.unit == "s" else [e.epochs] * len(specs))]
             whole = trials_within(budget, one_seed) == len(one_seed)
             data["budget_seeds"] = most = seeds_within(budget, one_seed) if whole else 0
             lines.append(f"Seeds the budget fits (--fill-budget): {most}"
@@ -76,7 +78,8 @@ def preview(config: StudyConfig, device: torch.device, spread: float | None = No
 @dataclasses.dataclass(frozen=True)
 class Estimate:
     """What a study's trials would take here: its plan and networks, the training images of one trial,
-    each network's training images/s (``measured`` names the ones timed) and seconds per trial."""
+    each network's training images/s (``measured`` names the ones timed) and seconds per trial, and
+    ``share``, the share of that training each trial is expected to run (below 1 under ``--halving``)."""
 
     plan: Any
     specs: list[NetworkSpec]
@@ -84,6 +87,7 @@ class Estimate:
     images: float
     rate: dict[str, float]
     measured: frozenset[str]
+    share: float
 
     @property
     def seconds(self) -> dict[str, float]:
@@ -102,8 +106,10 @@ def estimate(config: StudyConfig, device: torch.device) -> Estimate:
     plan = config.study_kind.plan(config, len(ds.classes), device)
     specs = [n.spec for n in plan.networks] or [plan.base]
     measured = {s.name: _throughput(s, splits, config, device) for s in _extremes(specs, plan)}
-    return Estimate(plan, specs, splits, config.train.image_budget(len(splits.train[1])),
-                    _interpolate(specs, plan, measured), frozenset(measured))
+    images = config.train.image_budget(len(splits.train[1]))
+    share = (config.halving.expected_share(len(plan.networks), images / len(splits.train[1]))
+             if config.halving.enabled else 1.0)
+    return Estimate(plan, specs, splits, images, _interpolate(specs, plan, measured), frozenset(measured), share)
 
 
 def _duration(seconds: float) -> str:

@@ -4,9 +4,9 @@ of this study took on this machine or, before any finished, from a short measure
 ``scalelab plan`` measures it).
 
 Sized when the command creates or resumes the study, so raising the budget on resume adds seeds, and
-workers that join later train the replicates it queued. The estimate is of whole trials: under
-``--halving`` most trials stop early, so more seeds would fit than are queued, and the budget check of
-the workers stays the limit either way.
+workers that join later train the replicates it queued. Under ``--halving`` each trial is costed at the
+share of full training halving is expected to leave (:meth:`~scalelab.search.halving.HalvingSettings.
+expected_share`); that is an expectation, so the budget check of the workers stays the limit.
 """
 
 from __future__ import annotations
@@ -30,13 +30,15 @@ def fill_budget(config: StudyConfig, study: optuna.Study | None, device: torch.d
     budget = parse_budget(config.budget)
     e = estimate(config, device)
     if budget.unit == "epochs":
-        costs, how = {s.name: e.epochs for s in e.specs}, f"{e.epochs:.3g} epochs per trial"
+        costs, how = {s.name: e.share * e.epochs for s in e.specs}, f"{e.epochs:.3g} epochs per trial"
     else:
         finished = _finished_seconds(study, budget)
-        costs = {name: fmean(finished[name]) if finished.get(name) else s for name, s in e.seconds.items()}
+        costs = {name: e.share * (fmean(finished[name]) if finished.get(name) else s) for name, s in e.seconds.items()}
         known = sum(len(finished.get(s.name, ())) for s in e.specs)
         how = ((f"the mean time of this study's {known} finished trial(s) of a network, else " if known else "")
                + f"a measured throughput of {len(e.measured)} network(s), training only")
+    if e.share < 1:
+        how += f", times the {100 * e.share:.0f}% of full training successive halving is expected to leave"
     seeds = seeds_within(budget, list(costs.values()), config.seeds)
     fits = trials_within(budget, list(costs.values()) * seeds) == len(costs) * seeds
     told = (f"--fill-budget: {seeds} seed(s) of each of the {len(costs)} networks "
