@@ -44,7 +44,7 @@ def preview(config: StudyConfig, device: torch.device, spread: float | None = No
         c = next((n.cost.flops for n in plan.networks if n.spec.name == s.name), plan.base_flops)
         mark = "" if s.name in e.measured else " (interpolated)"
         lines.append(f"{s.name:<40} {c:>22,} {s.resolution:>4} {rate[s.name]:>9,.0f} {per_trial[s.name]:>11,.1f}{mark}")
-    halving = (f"; successive halving expected to train {100 * e.share:.0f}% of it, "
+    halving = (f"; successive halving: {100 * e.share:.0f}% of full training expected, "
                f"{e.share * e.epochs * len(plan.networks) * seeds:.3g} trial-epochs" if e.share < 1 else "")
     lines += [f"Estimated time: {_duration(total_s)} on this machine ({device}, torch threads: "
               f"{torch.get_num_threads()}, one worker; training only, from {PROBE_BATCHES} batches of each network "
