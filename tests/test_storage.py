@@ -59,6 +59,33 @@ def test_reading_leaves_the_folder_byte_identical(db):
     assert _snapshot(db.parent) == before
 
 
+_WRITER = textwrap.dedent("""
+    import atexit, gc, sys
+    atexit.register(gc.freeze)  # as scalelab.cli.main does: no final collection closes the connections
+    import optuna
+    from scalelab.search import storage as st
+    storage = st.open_storage(f"sqlite:///{sys.argv[1]}")
+    optuna.create_study(storage=storage, study_name="a").optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    reader = st.open_storage(f"sqlite:///{sys.argv[1]}", create=False, read_only=True)
+    print(len(optuna.load_study(study_name="a", storage=reader).trials))
+""")
+
+
+def test_a_process_ends_with_its_storage_one_whole_file(tmp_path):
+    """At exit every connection is closed, so the write-ahead log is checkpointed into the file and no
+    -wal or -shm is left: a copy of the bare file holds every trial."""
+    path = tmp_path / "s.db"
+    out = subprocess.run([sys.executable, "-c", _WRITER, str(path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "2", out.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["s.db"]
+    copy = tmp_path / "copy" / "s.db"
+    copy.parent.mkdir()
+    shutil.copy(path, copy)
+    storage = st.open_storage(f"sqlite:///{copy}", create=False, read_only=True)
+    assert len(optuna.load_study(study_name="a", storage=storage).trials) == 2
+    storage.engine.dispose()
+
+
 def test_new_storage_is_created_whole_and_never_empty(tmp_path):
     path = tmp_path / "new" / "deeper" / "s.db"
     st.open_storage(f"sqlite:///{path}").engine.dispose()

@@ -132,8 +132,10 @@ def _create_rdb(sa_url: sqlalchemy.engine.URL, heartbeat: dict) -> RDBStorage:
     attempt = 1
     while True:
         try:
-            return RDBStorage(sa_url.render_as_string(hide_password=False), engine_kwargs=_engine_kwargs(sa_url),
-                              **heartbeat)
+            storage = RDBStorage(sa_url.render_as_string(hide_password=False),
+                                 engine_kwargs=_engine_kwargs(sa_url), **heartbeat)
+            _OPEN.add(storage.engine)
+            return storage
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
             racing = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)
             if not racing or attempt == SCHEMA_RACE_ATTEMPTS:
@@ -219,6 +221,21 @@ def _check_sqlite_file(path: Path, *, must_exist: bool) -> None:
     if _connected(path):
         return  # checked when this process connected, and reading it raw now could drop SQLite's locks
     _check_sqlite_content(path)
+
+
+_OPEN: weakref.WeakSet = weakref.WeakSet()
+"""Every engine this process opened on a study storage, closed at exit by :func:`_close_all`."""
+
+
+@atexit.register
+def _close_all() -> None:
+    """Close the pooled connections of every open storage as the process ends. The last connection to a
+    SQLite file in WAL mode checkpoints the log into the file and removes its -wal and -shm files; the
+    interpreter's exit no longer closes them, since the command line freezes the garbage collector then
+    (:func:`scalelab.cli.main`), and a copy of the bare file would lack what only the log held."""
+    for engine in list(_OPEN):
+        with contextlib.suppress(Exception):
+            engine.dispose()
 
 
 _ENGINES: dict[str, weakref.WeakSet] = {}
@@ -380,6 +397,7 @@ def _rdb_read_only(url: str, *, query_only: bool = False) -> RDBStorage:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage = RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}, skip_table_creation=True)
+    _OPEN.add(storage.engine)
     if query_only:
         @sqlalchemy.event.listens_for(storage.engine, "connect")
         def _connect(dbapi_connection, _record) -> None:
