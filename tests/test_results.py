@@ -93,6 +93,16 @@ def test_one_study_by_name_and_by_url(storage_path):
     assert list(results_table(f"sqlite:///{storage_path}", "c")["study"]) == ["c"]
 
 
+def test_a_study_copied_under_another_name_is_reported_under_that_name(storage_path, tmp_path):
+    copy = open_storage(f"sqlite:///{tmp_path / 'copy.db'}")
+    optuna.copy_study(from_study_name="c", from_storage=open_storage(f"sqlite:///{storage_path}", create=False),
+                      to_storage=copy, to_study_name="c-copy")
+    optuna.copy_study(from_study_name="c-copy", from_storage=copy, to_storage=copy, to_study_name="c-again")
+    table = results_table(copy)
+    assert list(table["study"]) == ["c-copy", "c-again"]  # not both "c", which would merge their pages
+    copy.engine.dispose()
+
+
 def test_missing_study_or_storage_is_a_clear_error(storage_path, tmp_path):
     with pytest.raises(SearchError, match="no study 'x' in .* \\(studies there: s, c, b, m\\)"):
         results_table(storage_path, "x")

@@ -246,5 +246,7 @@ def read_record(trial: FrozenTrial) -> TrialRecord | None:
 
 
 def study_records(study: optuna.Study) -> list[TrialRecord]:
-    """Every recorded trial of ``study``, in trial order."""
-    return [r for r in map(read_record, study.get_trials(deepcopy=False)) if r is not None]
+    """Every recorded trial of ``study``, in trial order, named by the study it is in now (a study copied
+    or renamed with Optuna's tools keeps the name it was recorded under in every record)."""
+    records = [r for r in map(read_record, study.get_trials(deepcopy=False)) if r is not None]
+    return [r if r.study == study.study_name else dataclasses.replace(r, study=study.study_name) for r in records]
