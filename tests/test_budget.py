@@ -128,7 +128,8 @@ def test_fill_budget_under_halving_costs_each_trial_at_its_expected_share(tiny_g
     sized, told = sizing.fill_budget(halving, None, torch.device("cpu"))
     assert sized.seeds == 2  # 4 networks: 4 + 3 x 2 + 3 x 6 = 28 of 36 trial-epochs a seed, 56 for two
     assert "times the 78% of full training successive halving is expected to leave" in told
-    assert "successive halving: 78% of full training expected, 28 trial-epochs" in preview(halving, torch.device("cpu")).text()
+    planned = preview(halving, torch.device("cpu")).text()
+    assert "successive halving: 78% of full training expected, 28 trial-epochs" in planned
 
 
 def test_fill_budget_needs_a_budget_and_replicable_networks(tiny_grid, tiny_study):

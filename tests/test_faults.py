@@ -125,21 +125,22 @@ def _wait_for(url, proc, ready, timeout=120):
     raise AssertionError("the moment to kill at never came")
 
 
-MOMENTS = {
-    "queueing": lambda trials: len(trials) > 0,  # the study exists: its points are being queued or just were
-    "training": lambda trials: any(t.state == TrialState.RUNNING for t in trials),
-    "between trials": lambda trials: any(t.state == TrialState.COMPLETE for t in trials),
+MOMENTS = {  # when to kill, and the training images per trial that leave time to see that moment
+    "queueing": (lambda trials: len(trials) > 0, "64"),  # the study exists: its points are being queued or just were
+    "training": (lambda trials: any(t.state == TrialState.RUNNING for t in trials), "2240"),  # ~1 s a trial
+    "between trials": (lambda trials: any(t.state == TrialState.COMPLETE for t in trials), "640"),
 }
 
 
 @pytest.mark.parametrize("moment", MOMENTS)
 def test_sigkill_of_the_command_at_any_moment_loses_and_repeats_nothing_on_resume(tmp_path, moment):
-    proc, url = _command(tmp_path, "--max-images", "64")
-    _wait_for(url, proc, MOMENTS[moment])
+    ready, images = MOMENTS[moment]
+    proc, url = _command(tmp_path, "--max-images", images)
+    _wait_for(url, proc, ready)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     before = {point_of(t) for t in _trials(url) if t.state == TrialState.COMPLETE}
-    again, _ = _command(tmp_path, "--max-images", "64")
+    again, _ = _command(tmp_path, "--max-images", images)
     out, err = again.communicate(timeout=240)
     assert again.returncode == 0 and "Traceback" not in err, err
     trials = _trials(url)
