@@ -32,6 +32,8 @@ def _command(tmp_path, *extra, epochs="1"):
 
 
 def _trials(url):
+    if not os.path.exists(url.removeprefix("sqlite:///")):
+        raise FileNotFoundError(url)  # plain Optuna would create it, racing the command that does
     return optuna.load_study(study_name=STUDY, storage=url).get_trials()
 
 

@@ -127,8 +127,9 @@ SCHEMA_RACE_ATTEMPTS = 5
 
 def _create_rdb(sa_url: sqlalchemy.engine.URL, heartbeat: dict) -> RDBStorage:
     """Optuna's storage on ``sa_url``. On a new database server-side, processes starting together each
-    create Optuna's tables and types; all but one fail with "already exists" (PostgreSQL), and a short
-    wait and a second look find the schema the winner made."""
+    create Optuna's tables and types; all but one fail with "already exists" (PostgreSQL; SQLite too where
+    another program, plain Optuna say, made the file and is making its tables), and a short wait and a
+    second look find the schema the winner made."""
     attempt = 1
     while True:
         try:
@@ -136,7 +137,7 @@ def _create_rdb(sa_url: sqlalchemy.engine.URL, heartbeat: dict) -> RDBStorage:
                                  engine_kwargs=_engine_kwargs(sa_url), **heartbeat)
             _OPEN.add(storage.engine)
             return storage
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.OperationalError) as exc:
             racing = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)
             if not racing or attempt == SCHEMA_RACE_ATTEMPTS:
                 raise
