@@ -91,6 +91,9 @@ TRAIN = [
     Case(f"train baseline_convnet {PETS} --val-fraction 0.05",
          r"val_fraction 0.05 gives class 'cat' no validation image \(6 training images\); use at least 0.09"),
     Case(f"train baseline_convnet {PETS} --val-fraction 0.95", r"leaves no training image of class 'cat'"),
+    Case(f"train baseline_convnet {PETS} --train-fraction 0", r"train_fraction must be in \(0, 1\], got 0.0"),
+    Case(f"train baseline_convnet {PETS} --train-fraction 0.01",
+         r"train_fraction 0.01 leaves class 'cat' no training image \(5 after the validation split\)"),
     # devices, data and models
     Case(f"train baseline_convnet {PETS} --device tpu", r"unknown device 'tpu'"),
     Case("train baseline_convnet --dataset nosuch", r"unknown dataset 'nosuch'"),
@@ -213,6 +216,7 @@ STUDY = [
     Case(f"grid {RUNS} --epochs nan", r"--epochs: expected a finite number"),
     Case(f"grid {RUNS} --val-fraction 0", r"--val-fraction must be in \(0, 1\)"),
     Case(f"grid {RUNS} --val-fraction 1.5", r"--val-fraction must be in \(0, 1\)"),
+    Case(f"grid {RUNS} --train-fraction 1.5", r"--train-fraction must be in \(0, 1\]"),
     Case(f"grid {RUNS} --seed -1", r"seed must be an integer from 0"),
     Case("run {case}/s1.toml", r"\[train\] lr: expected a finite number, got nan", files={"s1.toml": GOOD_STUDY + "lr = nan\n"}),
     Case("run {case}/s2.toml", r"lr must be positive", files={"s2.toml": GOOD_STUDY + "lr = -1\n"}),

@@ -508,6 +508,22 @@ def test_validation_split_is_stratified_disjoint_ordered_and_seeded() -> None:
     assert not np.array_equal(split_validation(ds, 0.2, seed=2).val[0], s.val[0])
 
 
+def test_a_training_share_is_stratified_seeded_and_leaves_the_validation_split_alone() -> None:
+    ds = _numbered_dataset((50, 30, 20))
+    full, part = split_validation(ds, 0.2, seed=1), split_validation(ds, 0.2, seed=1, train_fraction=0.25)
+    assert part.train_fraction == 0.25 and np.bincount(part.train[1]).tolist() == [10, 6, 4]
+    np.testing.assert_array_equal(part.val[0], full.val[0])
+    part_ids, full_ids = (s.train[0][:, 0, 0, 0].astype(int) for s in (part, full))
+    assert set(part_ids) <= set(full_ids) and (np.diff(part_ids) > 0).all()
+    again = split_validation(ds, 0.2, seed=1, train_fraction=0.25).train[0]
+    np.testing.assert_array_equal(again, part.train[0])
+    assert not np.array_equal(split_validation(ds, 0.2, seed=2, train_fraction=0.25).train[0], part.train[0])
+    for bad, message in ((0.0, r"train_fraction must be in \(0, 1\], got 0.0"), (1.5, "got 1.5"),
+                         (0.01, "train_fraction 0.01 leaves class 'c0' no training image")):
+        with pytest.raises(DataError, match=message):
+            split_validation(ds, 0.2, seed=1, train_fraction=bad)
+
+
 @pytest.mark.parametrize(("fraction", "message"), [
     (1.0, r"val_fraction must be in \(0, 1\), got 1.0"), (-0.1, "val_fraction must be in"),
     (0.0, r"must be in \(0, 1\), got 0.0; .*cannot be empty"), (float("nan"), "got nan"),

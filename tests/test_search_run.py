@@ -274,3 +274,13 @@ def test_sweep_records_dimension_and_multipliers(tiny_study):
         _check_dashboard(t, r)
         _check_curve_reported(t, r)
     assert "resolution" in summary.text() and "val acc" in summary.text()
+
+
+def test_a_training_share_trains_every_network_on_the_same_fewer_images(tiny_grid):
+    settings = {**tiny_grid, "train_fraction": 0.1, "train": {**tiny_grid["train"], "max_images": None}}
+    config, options = build(settings)
+    run_study(config, options)
+    n_train = len(split_validation(load_dataset("cifar10-mini"), 0.04, 0, train_fraction=0.1).train[1])
+    records = [read_record(t) for t in _study(options).get_trials()]
+    assert n_train < 250 and config.train_fraction == 0.1 and read_config(_study(options)).train_fraction == 0.1
+    assert [r.curve[-1].images_seen for r in records] == [n_train // 32 * 32] * 4

@@ -38,6 +38,8 @@ _STUDY_FLAGS = [
      ("settle_after",)),
     ("val_fraction", float, typer.Option(help="Share of each class held out for validation (default 0.1)."),
      ("val_fraction",)),
+    ("train_fraction", float, typer.Option(help="Share of each class's other training images that trials train "
+                                                "on (default 1: all)."), ("train_fraction",)),
     ("evaluate_test", bool, typer.Option("--evaluate-test/--no-evaluate-test",
                                          help="Also evaluate the test split at the end of each trial."),
      ("evaluate_test",)),

@@ -38,6 +38,7 @@ def train_command(
     depth: Annotated[float, typer.Option(help="Depth multiplier on the model's layers.")] = 1.0,
     resolution: Annotated[Optional[int], typer.Option(min=1, help="Input size in px (default: the model's).")] = None,
     val_fraction: Annotated[float, typer.Option(help="Share of each training class held out for validation.")] = 0.1,
+    train_fraction: Annotated[float, typer.Option(help="Share of each class's other training images to train on.")] = 1.0,
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bfloat16 autocast (default: on CUDA only).")] = None,
@@ -71,7 +72,7 @@ def train_command(
     data = load_dataset(dataset, data_dir, download=download)
     spec = make_spec(model, num_classes=data.num_classes, resolution=resolution, width=width, depth=depth)
     check_fits(spec, batch_size=config.batch_size, training=True, device=dev)
-    splits = split_validation(data, val_fraction, seed)
+    splits = split_validation(data, val_fraction, seed, train_fraction)
     result = train(spec, splits, config, device=dev, evaluate_test=test, progress=not as_json)
     record = result.to_dict()
     if out:

@@ -75,6 +75,9 @@ class StudyConfig:
     dataset: str = "cifar10-mini"
     data_dir: str | None = None
     val_fraction: float = 0.1
+    train_fraction: float = 1.0
+    """Share of each class's training images (after the validation split) that trials train on: a small
+    share lets every network train enough epochs to converge within a CPU budget."""
     evaluate_test: bool = False
     train: TrainConfig = field(default_factory=TrainConfig)
     seeds: int = 1
@@ -118,6 +121,9 @@ class StudyConfig:
         if not 0 < self.val_fraction < 1:
             raise SearchError(f"--val-fraction must be in (0, 1): trials are judged on the validation "
                               f"split, got {self.val_fraction}")
+        if not 0 < self.train_fraction <= 1:
+            raise SearchError(f"--train-fraction must be in (0, 1]: the share of each class's training images "
+                              f"that trials train on, got {self.train_fraction}")
         if self.heartbeat_s < 1:
             raise SearchError(f"heartbeat_s must be a whole number of seconds >= 1, got {self.heartbeat_s}")
 

@@ -102,7 +102,7 @@ class Estimate:
 def estimate(config: StudyConfig, device: torch.device) -> Estimate:
     """The study's plan, with the cheapest and costliest networks timed for a few batches."""
     ds = load_dataset(config.dataset, config.data_dir)
-    splits = split_validation(ds, config.val_fraction, config.train.seed)
+    splits = split_validation(ds, config.val_fraction, config.train.seed, config.train_fraction)
     plan = config.study_kind.plan(config, len(ds.classes), device)
     specs = [n.spec for n in plan.networks] or [plan.base]
     measured = {s.name: _throughput(s, splits, config, device) for s in _extremes(specs, plan)}

@@ -68,7 +68,7 @@ class Objective:
                   progress: bool = False) -> Objective:
         """Loads the study's dataset and validation split."""
         ds = load_dataset(config.dataset, config.data_dir)
-        splits = split_validation(ds, config.val_fraction, config.train.seed)
+        splits = split_validation(ds, config.val_fraction, config.train.seed, config.train_fraction)
         return cls(study, storage, config, splits, device, progress)
 
     def __call__(self, trial: optuna.Trial) -> Values:
