@@ -258,3 +258,20 @@ def test_a_kill_during_the_report_leaves_no_partial_file_and_no_dangling_link(re
     assert len(left) == kill_at - 1 and all(data == full[name] for name, data in left.items())
     assert "index.html" not in left  # the index is the last rename: it never links a missing page
     assert not [p for p in (tmp_path / "cut").iterdir() if p.name.startswith(".")]  # temp files removed
+
+
+@pytest.mark.parametrize("gap, verdict", [(0.10, "Settled: the best is more accurate than every other network"),
+                                          (0.0, "Not settled: the best is not separated from")])
+def test_a_comparison_says_whether_its_most_accurate_model_is_separated(results, tmp_path, gap, verdict):
+    two = results[results["kind"] == "compare"].iloc[:2]
+    noise = {0: 0.01, 1: -0.01, 2: 0.0}  # a seed's effect, shared by both models, and a little of their own
+    rows = [two.iloc[m].copy() for m in (0, 1) for _ in noise]
+    for i, row in enumerate(rows):
+        model, seed = divmod(i, 3)
+        row["trial"], row["replicate"], row["best"] = i, seed, (model == 0 and seed == 0)
+        row["val_acc"] = 0.6 + (gap if model == 0 else 0.0) + noise[seed] + 0.003 * (-1) ** (i + model)
+        row["test_acc"] = 0.5 + 0.1 * model + 0.01 * seed
+    page = write_site(pd.DataFrame(rows), tmp_path, settings=SETTINGS)[1].read_text()
+    assert verdict in page
+    assert "test accuracy: mean over seeds" in page
+    assert re.search(r">51\.0 %<", page) and re.search(r">61\.0 %<", page)  # not the first seed's 50% and 60%

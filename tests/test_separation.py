@@ -101,3 +101,37 @@ def test_one_seed_per_network_is_never_settled():
 def test_a_lone_network_has_nothing_to_be_separated_from():
     s = separate_best({"a": {0: 0.6, 1: 0.62}}, "a")
     assert not s.separated and s.closest is None and "only one network" in s.text()
+
+
+def _compare_records(accuracy):
+    """Complete compare records: model -> (val, test) accuracy of each replicate (replicate k: seed k)."""
+    import dataclasses
+
+    from scalelab.arch.zoo import get_preset
+    from scalelab.search import Status, TrialRecord
+    from scalelab.search.record import Outcome, Point, Provenance, TrialCost
+
+    base, out = get_preset("baseline_convnet", 10), []
+    for name, accs in accuracy.items():
+        for k, (val, test) in enumerate(accs):
+            out.append(TrialRecord(study="c", number=len(out), kind="compare", dataset="cifar10", status=Status.COMPLETE,
+                                   spec=dataclasses.replace(base, name=name), cost=TrialCost(1000, 10_000),
+                                   provenance=Provenance("0", None, None, "cpu", 1, k), point=Point(model=name),
+                                   outcome=Outcome(val_acc=val, test_acc=test, val_images=1000), replicate=k))
+    return out
+
+
+@pytest.mark.parametrize("rival, verdict", [((0.40, 0.42, 0.41), "Settled: the best is more accurate"),
+                                            ((0.49, 0.53, 0.50), "Not settled: the best is not separated from b")])
+def test_a_comparison_summary_states_its_verdict_and_mean_test_accuracy(rival, verdict):
+    from types import SimpleNamespace
+
+    from scalelab.search.summary import comparison_table
+
+    records = _compare_records({"a": [(0.50, 0.60), (0.52, 0.62), (0.51, 0.61)],
+                                "b": [(acc, 0.3) for acc in rival]})
+    summary = comparison_table(SimpleNamespace(study_name="c"), records, records[0], 0.95)
+    assert summary.lines[-1].startswith(verdict)
+    row = next(line for line in summary.lines if line.split()[1:2] == ["a"])
+    assert "61.00%" in row and "60.00%" not in row  # the test accuracy is the mean over seeds, not the first's
+    assert summary.data["separation"]["separated"] is verdict.startswith("Settled")

@@ -80,14 +80,17 @@ def complete(table: pd.DataFrame) -> pd.DataFrame:
 def network_means(table: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """One row per network of each study, over its complete replicates: the network's columns (first
     replicate's), ``n`` replicates, ``val_acc_mean``, ``val_acc_sd`` and the t interval of the mean
-    (``val_acc_lower``, ``val_acc_upper``: NaN with one replicate, where no spread is measured)."""
+    (``val_acc_lower``, ``val_acc_upper``: NaN with one replicate, where no spread is measured), and
+    ``test_acc_mean`` over the replicates that evaluated the test split."""
     done = complete(table)
     if done.empty:
-        return done.assign(n=[], val_acc_mean=[], val_acc_sd=[], val_acc_lower=[], val_acc_upper=[])
+        return done.assign(n=[], val_acc_mean=[], val_acc_sd=[], val_acc_lower=[], val_acc_upper=[],
+                           test_acc_mean=[])
     grouped = done.groupby(["study", "model"], sort=False)
     first = grouped.head(1).set_index(["study", "model"])
     acc = grouped["val_acc"]
-    out = first.assign(n=acc.count(), val_acc_mean=acc.mean(), val_acc_sd=acc.std(ddof=1))
+    out = first.assign(n=acc.count(), val_acc_mean=acc.mean(), val_acc_sd=acc.std(ddof=1),
+                       test_acc_mean=grouped["test_acc"].mean())
     half = special.stdtrit(np.maximum(out["n"] - 1, 1), 0.5 + level / 2) * out["val_acc_sd"] / np.sqrt(out["n"])
     half = half.where(out["n"] > 1)
     return out.assign(val_acc_lower=(out["val_acc_mean"] - half).clip(lower=0.0),

@@ -9,10 +9,9 @@ import plotly.graph_objects as go
 
 from scalelab.analysis.compare import pareto_front
 from scalelab.analysis.results import complete
-from scalelab.analysis.separation import Separation, separate_best
 from scalelab.report.html import Html, cell, figure, flops, join, pct, table, tag
 from scalelab.report.style import LAYOUT, VAL_ACC_AXIS, flops_axis
-from scalelab.report.tables import NO_BEST, best_row
+from scalelab.report.tables import NO_BEST, best_row, separation_of_best
 from scalelab.search.kinds.grid import SEPARATION_LEVEL
 from scalelab.search.targets import reward
 
@@ -41,20 +40,9 @@ def grid_section(df: pd.DataFrame, level: float = SEPARATION_LEVEL) -> Html:
     rows = [[r.trial, f"{r.alpha:.2f}", f"{r.beta:.2f}", f"{r.gamma:.2f}", f"{r.product:.2f}",
              flops(r.flops), pct(r.val_acc)] for r in order.itertuples()]
     headers = ["trial", "α (depth)", "β (width)", "γ (resolution)", "α·β²·γ²", "FLOPs", "validation accuracy"]
-    verdict = [] if best is None else [tag("p", _separation(df, best, level).text(_coefficients(df)))]
+    verdict = [] if best is None else [tag("p", separation_of_best(df, best, level).text(_coefficients(df)))]
     return join([title, figure("fig-grid", grid_figure(df, k)), tag("p", how, class_="how"),
                  tag("p", tag("strong", answer)), *verdict, table(headers, rows, numeric=tuple(range(7)))])
-
-
-def _separation(df: pd.DataFrame, best: pd.Series, level: float) -> Separation:
-    """The winner against every other trained grid network, replicate by replicate (a results table
-    without a ``replicate`` column has one replicate per network)."""
-    done = complete(df).dropna(subset=["val_acc"])
-    replicates = done["replicate"] if "replicate" in done else pd.Series(0, index=done.index)
-    accuracy: dict[str, dict[int, float]] = {}
-    for model, replicate, acc in zip(done["model"], replicates, done["val_acc"]):
-        accuracy.setdefault(model, {})[int(replicate)] = float(acc)
-    return separate_best(accuracy, best["model"], level=level)
 
 
 def _coefficients(df: pd.DataFrame) -> dict[str, str]:

@@ -147,7 +147,7 @@ _SECTIONS: dict[str, Callable[[_Study], Html]] = dict(
     scaling=_scaling, compound=_compound, pareto=_pareto, grid=_grid,
     curves=lambda st: curves_section(st.df, max_trials=st.settings.max_curves),
     architecture=lambda st: architecture_section(st.df), models=lambda st: models_section(st.df),
-    speed=lambda st: speed_section(st.df))
+    speed=lambda st: speed_section(st.df, SEPARATION_LEVEL))
 """The sections a kind may name in its ``report_sections``."""
 
 

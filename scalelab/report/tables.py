@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from scalelab.analysis.results import network_means
+from scalelab.analysis.results import complete, network_means
+from scalelab.analysis.separation import Separation, separate_best
 from scalelab.arch.spec import NetworkSpec
 from scalelab.errors import SpecError
 from scalelab.report.html import Html, cell, figure, join, pct, table, tag
@@ -47,8 +48,10 @@ def models_section(df: pd.DataFrame) -> Html:
     means = network_means(df)
     replicated = bool((means["n"] > 1).any())
     if replicated:  # one row per network: the first seed's cost and speed, the mean accuracy over seeds
-        df = means.assign(val_acc=means["val_acc_mean"])
+        df = means.assign(val_acc=means["val_acc_mean"], test_acc=means["test_acc_mean"])
         headers[headers.index("validation accuracy")] = "validation accuracy: mean over seeds (95% interval, seeds)"
+        if has_test:
+            headers[headers.index("test accuracy")] = "test accuracy: mean over seeds"
     rows = []
     for r in df.sort_values("val_acc", ascending=False, kind="stable").itertuples():
         accuracy = pct(r.val_acc) if not replicated else (
@@ -74,9 +77,10 @@ def models_section(df: pd.DataFrame) -> Html:
                  tag("p", how, class_="how")])
 
 
-def speed_section(df: pd.DataFrame) -> Html:
-    """Accuracy against batch-1 latency and against training speed, one point per model: which model
-    is both accurate and fast (the seed's Figure 3 and, for V1 against V2, Figure 4)."""
+def speed_section(df: pd.DataFrame, level: float) -> Html:
+    """Accuracy against batch-1 latency and against training speed, one point per trial: which model
+    is both accurate and fast (the seed's Figure 3 and, for V1 against V2, Figure 4), and whether the most
+    accurate is separated from the rest at ``level``."""
     panels = [(column, title) for column, title in (("latency_ms", "inference latency, batch 1 (ms, log scale)"),
                                                     ("images_per_s", "training speed (images/s, log scale)"))
               if _has(df, column)]
@@ -97,14 +101,32 @@ def speed_section(df: pd.DataFrame) -> Html:
         fig.update_yaxes(title=acc_title)
         parts.append(figure(f"fig-{column.replace('_', '-')}", fig))
     fastest = df.loc[df["images_per_s"].idxmax()] if _has(df, "images_per_s") else None
-    best = df.loc[acc.idxmax()]
-    answer = f"Most accurate: {best['model']} ({pct(acc[best.name])} {acc_title.split(' (')[0]})."
+    best = best_row(df)
+    answer = f"Most accurate: {NO_BEST}." if best is None else (
+        f"Most accurate on validation: {best['model']} ({pct(_network_mean(df, best))} mean over its seeds). "
+        f"{separation_of_best(df, best, level).text()}.")
     if fastest is not None:
         answer += f" Fastest to train: {fastest['model']} ({fastest['images_per_s']:,.0f} images/s)."
     parts += [tag("p", "Up and to the left is better for latency, up and to the right for training speed. "
                        "Models trained for the same time see more images when they train faster.", class_="how"),
               tag("p", tag("strong", answer))]
     return join(parts)
+
+
+def separation_of_best(df: pd.DataFrame, best: pd.Series, level: float) -> Separation:
+    """The best network against every other trained one, replicate by replicate (a results table
+    without a ``replicate`` column has one replicate per network)."""
+    done = complete(df).dropna(subset=["val_acc"])
+    replicates = done["replicate"] if "replicate" in done else pd.Series(0, index=done.index)
+    accuracy: dict[str, dict[int, float]] = {}
+    for model, replicate, acc in zip(done["model"], replicates, done["val_acc"]):
+        accuracy.setdefault(model, {})[int(replicate)] = float(acc)
+    return separate_best(accuracy, best["model"], level=level)
+
+
+def _network_mean(df: pd.DataFrame, best: pd.Series) -> float:
+    done = complete(df)
+    return float(done.loc[done["model"] == best["model"], "val_acc"].mean())
 
 
 NO_BEST = "none: every network trained is within noise of chance"

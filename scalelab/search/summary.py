@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,8 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 from scipy import special
+
+from scalelab.analysis.separation import Separation, separate_best
 
 from scalelab.files import confined
 from scalelab.search.config import RunOptions, StudyConfig
@@ -107,6 +109,8 @@ class NetworkResult:
     n: int
     mean: float
     interval: tuple[float, float] | None
+    test_mean: float | None = None
+    """Mean test accuracy over the replicates that evaluated the test split (None where none did)."""
 
     def accuracy(self) -> str:
         """'61.20%' or '61.20% (57.9 to 64.5%, 3 seeds)'."""
@@ -129,8 +133,19 @@ def network_results(records: list[TrialRecord], level: float = 0.95) -> list[Net
         if len(acc) > 1:
             half = special.stdtrit(len(acc) - 1, 0.5 + level / 2) * acc.std(ddof=1) / np.sqrt(len(acc))
             interval = (max(0.0, acc.mean() - half), min(1.0, acc.mean() + half))  # accuracies are fractions
-        out.append(NetworkResult(group[0], len(acc), float(acc.mean()), interval))
+        test = [r.outcome.test_acc for r in group if r.outcome.test_acc is not None]
+        out.append(NetworkResult(group[0], len(acc), float(acc.mean()), interval,
+                                 float(np.mean(test)) if test else None))
     return out
+
+
+def separation(records: list[TrialRecord], best: TrialRecord, level: float) -> Separation:
+    """The best network against every other finished one, replicate by replicate, on validation accuracy."""
+    accuracy: dict[str, dict[int, float]] = {}
+    for r in records:
+        if r.finished:
+            accuracy.setdefault(r.spec.name, {})[r.replicate] = r.outcome.val_acc
+    return separate_best(accuracy, best.spec.name, level=level)
 
 
 def network_table(study: optuna.Study, records: list[TrialRecord], best: TrialRecord | None) -> Summary:
@@ -151,8 +166,10 @@ def network_table(study: optuna.Study, records: list[TrialRecord], best: TrialRe
     return Summary(lines, {"networks": [_network(n) for n in done], "best": brief(best) if best else None})
 
 
-def comparison_table(study: optuna.Study, records: list[TrialRecord], best: TrialRecord | None) -> Summary:
-    """Table 2: the models, most accurate first, with their cost, speed and accuracy (means over seeds)."""
+def comparison_table(study: optuna.Study, records: list[TrialRecord], best: TrialRecord | None,
+                     level: float) -> Summary:
+    """Table 2: the models, most accurate first, with their cost, speed and accuracy (means over seeds),
+    and whether the most accurate is separated from the rest at ``level``."""
     done = sorted(network_results(records), key=lambda n: (-n.mean, n.first.cost.flops, n.first.number))
     lines = [f"Study {study.study_name}: {states(records)}",
              f"{'trial':>5}  {'model':<28} {'px':>4} {'parameters':>12} {'FLOPs (multiply-adds)':>22} "
@@ -161,11 +178,17 @@ def comparison_table(study: optuna.Study, records: list[TrialRecord], best: Tria
         r, o = n.first, n.first.outcome
         speed = f"{_num(r.cost.latency_ms, '>12.2f')} {_num(o.images_per_s, '>14,.0f')}"
         lines.append(f"{r.number:>5}  {r.spec.name:<28} {r.spec.resolution:>4} {r.cost.params:>12,} "
-                     f"{r.cost.flops:>22,} {speed} {_num(o.epochs, '>6.2f')} {_num(o.test_acc, '>8.2%')}  "
+                     f"{r.cost.flops:>22,} {speed} {_num(o.epochs, '>6.2f')} {_num(n.test_mean, '>8.2%')}  "
                      f"{n.accuracy()}")
     lines.append("Latency: one image (batch 1), median after warm-up; FLOPs per image at the input size (px); "
-                 "val acc: mean over seeds with its 95% interval; the other columns are the first seed's.")
-    return Summary(lines, {"networks": [_network(n) for n in done], "best": brief(best) if best else None})
+                 "test acc: mean over seeds; val acc: mean over seeds with its 95% interval; the other columns "
+                 "are the first seed's.")
+    data: dict[str, Any] = {"networks": [_network(n) for n in done], "best": brief(best) if best else None}
+    if best is not None:
+        verdict = separation(records, best, level)
+        lines.append(verdict.text())
+        data["separation"] = asdict(verdict)
+    return Summary(lines, data)
 
 
 def brief(r: TrialRecord) -> dict[str, Any]:
@@ -177,7 +200,7 @@ def brief(r: TrialRecord) -> dict[str, Any]:
 
 def _network(n: NetworkResult) -> dict[str, Any]:
     return {**brief(n.first), "replicates": n.n, "val_acc_mean": n.mean,
-            "val_acc_interval": list(n.interval) if n.interval else None}
+            "val_acc_interval": list(n.interval) if n.interval else None, "test_acc_mean": n.test_mean}
 
 
 def _num(value: float | None, fmt: str) -> str:

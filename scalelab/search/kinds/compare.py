@@ -53,6 +53,7 @@ class Compare(EnumeratedKind):
 
     def summary(self, study: optuna.Study, config: StudyConfig, plan: Plan, records: list[TrialRecord],
                 out_dir: Path, out: str | None) -> Summary:
+        from scalelab.search.kinds.grid import SEPARATION_LEVEL
         from scalelab.search.summary import comparison_table
 
-        return comparison_table(study, records, self.best(config, plan, records))
+        return comparison_table(study, records, self.best(config, plan, records), SEPARATION_LEVEL)

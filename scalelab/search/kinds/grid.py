@@ -246,13 +246,9 @@ def _separation(records: list[TrialRecord], best: TrialRecord, config: StudyConf
     ``settle_after``, the question is asked after each seed from then on: each look is at ``1 - (1 -
     SEPARATION_LEVEL) / looks`` (Bonferroni over the looks), so that stopping at the first separation
     does not raise the chance of a false one."""
-    from scalelab.analysis.separation import separate_best
+    from scalelab.search.summary import separation
 
-    accuracy: dict[str, dict[int, float]] = {}
-    for r in records:
-        if r.finished and r.outcome.val_acc is not None:
-            accuracy.setdefault(r.spec.name, {})[r.replicate] = r.outcome.val_acc
-    return separate_best(accuracy, best.spec.name, level=separation_level(config))
+    return separation(records, best, separation_level(config))
 
 
 def separation_level(config: StudyConfig) -> float:
