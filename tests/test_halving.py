@@ -103,9 +103,9 @@ def test_a_decision_holds_its_reason_and_interval():
 
 
 def test_a_study_with_halving_records_and_summarises_its_decisions(learning_study, tmp_path):
-    # 250 training images per epoch (val_fraction 0.9): four epochs of four small networks in seconds
+    # 250 training images per epoch (a ninth of the 2,250): four epochs of four small networks in seconds
     settings = {**learning_study, "kind": "compare", "study": "h", "halving": {"enabled": True, "rate": 2},
-                "val_fraction": 0.9, "train": {**learning_study["train"], "epochs": 4.0, "max_images": None},
+                "train_fraction": 1 / 9, "train": {**learning_study["train"], "epochs": 4.0, "max_images": None},
                 "search": {"models": ["baseline_convnet@16", "fast_convnet@16", "baseline_convnet@8",
                                       "fast_convnet@8"]}}
     summary = run_study(*build(settings))

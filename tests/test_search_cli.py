@@ -66,10 +66,11 @@ def test_search_baseline(capsys, monkeypatch, tmp_path, learning, tiny_net):
     assert [(r.kind, r.at_chance) for r in _records(tmp_path, "b")] == [("baseline", False)] * 2
 
 
-def test_grid_with_two_local_workers(capsys, monkeypatch, tmp_path, learning):
+def test_grid_prints_and_saves_its_winner(capsys, monkeypatch, tmp_path, learning):
+    # `--workers 2` end to end (its summary and storage) is tests/test_faults.py's killed-worker test
     code, out, err = run(capsys, monkeypatch, "grid", *learning, "--base", "baseline_convnet", "--base-width", "0.25",
                          "--base-resolution", "16", "--target-flops", "2x", "--alpha", "1:1", "--beta", "1:1.5",
-                         "--gamma", "1:1.5", "--measured-tolerance", "0.15", "--workers", "2", "--study", "g")
+                         "--gamma", "1:1.5", "--measured-tolerance", "0.15", "--study", "g")
     assert code == 0, err
     assert "predicted x" in out and "Best: alpha=1" in out and "1 off-target" in out
     assert "Not settled: too few seeds to measure the seed-to-seed spread" in out  # one seed each
