@@ -129,7 +129,7 @@ def _wait_for(url, proc, ready, timeout=120):
 
 MOMENTS = {  # when to kill, and the training images per trial that leave time to see that moment
     "queueing": (lambda trials: len(trials) > 0, "64"),  # the study exists: its points are being queued or just were
-    "training": (lambda trials: any(t.state == TrialState.RUNNING for t in trials), "2240"),  # ~1 s a trial
+    "training": (lambda trials: any(t.state == TrialState.RUNNING for t in trials), "1280"),  # about 0.5 s a trial
     "between trials": (lambda trials: any(t.state == TrialState.COMPLETE for t in trials), "640"),
 }
 
