@@ -47,5 +47,5 @@ def test_smoke_profile_runs_end_to_end(path, tmp_path):
 
 
 def test_unknown_profile_is_a_clear_error():
-    with pytest.raises(SearchError, match="has no profile 'laptop' \\(its profiles: smoke, cpu, cpu-equal-time, gpu\\)"):
+    with pytest.raises(SearchError, match="has no profile 'laptop' \\(its profiles: smoke, cpu, cpu-seeds, cpu-equal-time, gpu\\)"):
         load_study_file(STUDIES[0].parent / "seed_table2_cifar10.toml", "laptop")
