@@ -15,7 +15,6 @@ from optuna.trial import TrialState
 from scipy import special
 
 from scalelab.analysis.separation import Separation, separate_best
-
 from scalelab.files import confined
 from scalelab.search.config import RunOptions, StudyConfig
 from scalelab.search.record import CONVERGED_GAIN, TrialRecord, study_records
