@@ -275,3 +275,14 @@ def test_a_comparison_says_whether_its_most_accurate_model_is_separated(results,
     assert verdict in page
     assert "test accuracy: mean over seeds" in page
     assert re.search(r">51\.0 %<", page) and re.search(r">61\.0 %<", page)  # not the first seed's 50% and 60%
+
+
+def test_a_study_page_says_how_many_images_its_trials_trained_and_validated_on(results, tmp_path):
+    compare = results[results["kind"] == "compare"].copy()
+    page = write_site(compare, tmp_path / "unrecorded", settings=SETTINGS)[1].read_text()
+    assert "training images per epoch" not in page  # the fixture's records predate val_images
+    compare["val_images"] = 2000
+    compare["curve"] = [[{"epoch": 0.5, "images_seen": 2400, "val_acc": 0.3}, {"epoch": 1.0, "images_seen": 4800,
+                          "val_acc": 0.4}]] * len(compare)  # a train_fraction of 0.1 of CIFAR-10
+    page = write_site(compare, tmp_path / "recorded", settings=SETTINGS)[1].read_text()
+    assert "4,800 training images per epoch, 2,000 validation images" in page

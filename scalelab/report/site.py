@@ -161,6 +161,7 @@ def _settings(df: pd.DataFrame, kind: StudyKind, s: ReportSettings) -> Html:
         ("FLOPs", f"{si(df['flops'].min())} to {flops(df['flops'].max())} per image"),
         ("input resolution", _span(df["resolution_px"], " px")),
         ("epochs per trial", _span(df["epochs"], "")),
+        *_split_sizes(df),
         ("device", ", ".join(sorted(set(map(str, df["device"]))))),
         ("total training time", f"{df['wall_s'].sum() / 3600:.2f} h"),
     ]
@@ -179,6 +180,23 @@ def _settings(df: pd.DataFrame, kind: StudyKind, s: ReportSettings) -> Html:
                 f"FLOPs gains < {100 * s.saturation_gain:g} points")
         items.append(("curve fits", fits))
     return tag("dl", join(Html(f"{tag('dt', k)}{tag('dd', v)}") for k, v in items), class_="settings")
+
+
+def _split_sizes(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """How many images an epoch trains on and the validation split holds (a study may train on a share of
+    the training images: ``train_fraction``), from the trials' curves; nothing where none was recorded."""
+    per_epoch = [c[-1]["images_seen"] / c[-1]["epoch"] for c in df.get("curve", pd.Series(dtype=object))
+                 if isinstance(c, list) and c and c[-1].get("epoch")]
+    val = df["val_images"].dropna() if "val_images" in df else pd.Series(dtype=float)
+    if not per_epoch or val.empty:
+        return []
+    return [("images", f"{_count_span(per_epoch)} training images per epoch, {_count_span(val)} validation images")]
+
+
+def _count_span(counts) -> str:
+    """'4,800' or '4,800 to 45,000'."""
+    lo, hi = round(min(counts)), round(max(counts))
+    return f"{lo:,}" if lo == hi else f"{lo:,} to {hi:,}"
 
 
 def _best_text(df: pd.DataFrame, best: pd.Series) -> str:
