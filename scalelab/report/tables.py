@@ -103,7 +103,8 @@ def speed_section(df: pd.DataFrame, level: float) -> Html:
     fastest = df.loc[df["images_per_s"].idxmax()] if _has(df, "images_per_s") else None
     best = best_row(df)
     answer = f"Most accurate: {NO_BEST}." if best is None else (
-        f"Most accurate on validation: {best['model']} ({pct(_network_mean(df, best))} mean over its seeds). "
+        f"Most accurate on validation: {best['model']} "
+        f"({pct(network_means(df).set_index('model').loc[best['model'], 'val_acc_mean'])} mean over its seeds). "
         f"{separation_of_best(df, best, level).text()}.")
     if fastest is not None:
         answer += f" Fastest to train: {fastest['model']} ({fastest['images_per_s']:,.0f} images/s)."
@@ -122,11 +123,6 @@ def separation_of_best(df: pd.DataFrame, best: pd.Series, level: float) -> Separ
     for model, replicate, acc in zip(done["model"], replicates, done["val_acc"]):
         accuracy.setdefault(model, {})[int(replicate)] = float(acc)
     return separate_best(accuracy, best["model"], level=level)
-
-
-def _network_mean(df: pd.DataFrame, best: pd.Series) -> float:
-    done = complete(df)
-    return float(done.loc[done["model"] == best["model"], "val_acc"].mean())
 
 
 NO_BEST = "none: every network trained is within noise of chance"
