@@ -22,6 +22,7 @@ from scalelab.arch.build import build
 from scalelab.arch.spec import NetworkSpec
 from scalelab.cost import cost
 from scalelab.data import Splits
+from scalelab.device import has_fast_bf16
 from scalelab.rounds import DEFAULT_ROUNDS, Spread, alternate
 from scalelab.train import CIFAR_MEAN, CIFAR_STD, TrainConfig, train
 
@@ -68,16 +69,6 @@ class TrainBench:
         training step ~ 3 forward passes (forward + backward), 2 FLOPs per multiply-add."""
         best = self.scalelab_bf16_images_per_s if self.best_setting == "bf16" else self.scalelab_images_per_s
         return Spread.ratio([v * self.flops_per_image * 3 * 2 for v in best], self.matmul_flops)
-
-
-def has_fast_bf16(device: str) -> bool:
-    """CUDA, or a CPU whose oneDNN has bfloat16 kernels (AVX512-BF16 or AMX)."""
-    if torch.device(device).type == "cuda":
-        return True
-    try:  # a private oneDNN query (no public one exists); an older or newer torch may lack it
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def matmul_flops(n: int = 2048, repeats: int = 5, device: str = "cpu") -> float:

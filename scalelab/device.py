@@ -25,6 +25,16 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def has_fast_bf16(device: str | torch.device) -> bool:
+    """CUDA, or a CPU whose oneDNN has bfloat16 kernels (AVX512-BF16 or AMX)."""
+    if torch.device(device).type == "cuda":
+        return True
+    try:  # a private oneDNN query (no public one exists); an older or newer torch may lack it
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def threads_per_worker(workers: int = 1) -> int:
     """Torch threads for each of ``workers`` processes on this machine: ``$OMP_NUM_THREADS`` when set,
     else the CPUs this process may run on, less those other processes keep busy (measured over a

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import sys
 import time
@@ -27,6 +28,7 @@ from scalelab.arch.spec import NetworkSpec
 from scalelab.cost import check_fits
 from scalelab.data import Splits
 from scalelab.data.augment import random_affine, random_crop_flip, resize_batch
+from scalelab.device import has_fast_bf16
 from scalelab.errors import ScalelabError, TrainingError
 
 AUGMENTATIONS = ("affine", "crop", "none")
@@ -92,6 +94,17 @@ class TrainConfig:
     # Exponential moving average of the weights (and batch-norm statistics) with this decay per step,
     # used for every evaluation; None: off. 0.99 suits a few hundred steps.
     ema: float | None = None
+    # Lookahead: every 5 steps the trained ("fast") weights and batch-norm statistics are pulled back to
+    # a slow copy moved part of the way towards them; the share kept grows over training (0 at the start,
+    # 0.95^5 at the end), so early steps learn freely and late ones are averaged. The slow weights are
+    # what is evaluated and kept.
+    lookahead: bool = False
+    # Start every convolution after the first with its first in_channels filters set to the identity
+    # (a Dirac kernel), the rest random: a deep plain ConvNet then starts close to a shallower one.
+    identity_init: bool = False
+    # With tta: also average the logits of each image (and its mirror image) translated by this many
+    # pixels diagonally both ways, at half weight each (reflect-padded): 6 views instead of 2.
+    tta_shift: int = 0
     recipe: str | None = None  # a name in scalelab.recipes.RECIPES (see the class docstring)
 
     def __post_init__(self) -> None:
@@ -176,13 +189,18 @@ def _check_config(c: TrainConfig) -> None:
     if not any(v is not None and math.isfinite(v) for v in budgets.values()):
         raise TrainConfigError("no finite training budget: give a finite epochs, max_images or max_seconds "
                                f"(got epochs={c.epochs})")
-    for name in ("batch_size", "eval_batch_size", "seed", "crop_padding"):
+    for name in ("batch_size", "eval_batch_size", "seed", "crop_padding", "tta_shift"):
         _number(name, getattr(c, name), integer=True)
     for name in ("batch_size", "eval_batch_size"):
         if getattr(c, name) < 1:
             raise TrainConfigError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(c, name)}")
     if not 0 <= c.crop_padding <= 16:
         raise TrainConfigError(f"crop_padding must be from 0 to 16 pixels, got {c.crop_padding}")
+    if not 0 <= c.tta_shift <= 4:
+        raise TrainConfigError(f"tta_shift must be from 0 to 4 pixels, got {c.tta_shift}")
+    if c.tta_shift and not c.tta:
+        raise TrainConfigError("tta_shift averages shifted views of the flip test-time augmentation: "
+                               "set tta too")
     if not 0 <= c.seed <= MAX_SEED:
         raise TrainConfigError(f"seed must be an integer from 0 to 2**63 - 1, got {c.seed}")
     for name, words, allowed in (("optimizer", "optimizer", OPTIMIZERS),
@@ -191,7 +209,7 @@ def _check_config(c: TrainConfig) -> None:
         value = getattr(c, name)
         if not isinstance(value, str) or value not in allowed:
             raise TrainConfigError(f"unknown {words} {value!r} ({name}); use one of {', '.join(allowed)}")
-    for name in ("nesterov", "channels_last", "tta", "whiten"):
+    for name in ("nesterov", "channels_last", "tta", "whiten", "lookahead", "identity_init"):
         if not isinstance(getattr(c, name), bool):
             raise TrainConfigError(f"{name} must be true or false, got {getattr(c, name)!r}")
     if c.amp is not None and not isinstance(c.amp, bool):
@@ -288,16 +306,21 @@ def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig()
         raise ScalelabError(f"dataset '{splits.name}' has no training images")
 
     batch = _BatchMaker(spec.resolution, config, generator, channels_last)
+    if config.identity_init:
+        identity_init(model)
     if config.whiten:
         whiten_first_conv(model, batch.eval(x_train[:_WHITEN_IMAGES]))
     optimizer = _optimizer(model, config)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     averaged = _Average(model, config.ema) if config.ema is not None else None
+    slow = _Lookahead(model) if config.lookahead else None
     scored = model if averaged is None else averaged.model
     result = TrainResult(model=spec.name, dataset=splits.name, device=str(device),
                          resolution=spec.resolution, config=dataclasses.asdict(config))
     budget = _Budget(config, n)
     amp = device.type == "cuda" if config.amp is None else config.amp
+    if amp:
+        _warn_if_slow_bf16(device)
     bar = _ProgressLine(spec.name, enabled=progress)
     train_s = 0.0
     try:  # the progress line is ended however training stops (pruned, diverged, interrupted)
@@ -326,6 +349,8 @@ def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig()
                 optimizer.step()
                 if averaged is not None:
                     averaged.update(model)
+                if slow is not None:
+                    slow.step(frac)
                 loss_sum += loss.detach() * len(idx)
                 correct += (logits.argmax(1) == yb).sum()
                 seen += len(idx)
@@ -333,12 +358,14 @@ def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig()
                 if seen % (16 * config.batch_size) < config.batch_size:
                     _check_finite(loss_sum, spec.name, result.images_seen)
                 bar.update(result.images_seen / n, result.images_seen, train_s + time.perf_counter() - epoch_start)
+            if slow is not None:
+                slow.sync(frac=budget.fraction(result.images_seen, train_s + time.perf_counter() - epoch_start))
             train_s += time.perf_counter() - epoch_start
             _check_finite(loss_sum, spec.name, result.images_seen)
             record = EpochRecord(epoch=result.images_seen / n, images_seen=result.images_seen,
                                  train_loss=loss_sum.item() / max(seen, 1), train_acc=correct.item() / max(seen, 1),
                                  val_acc=evaluate(scored, x_val, y_val, batch, config.eval_batch_size, amp,
-                                                  tta=config.tta),
+                                                  tta=config.tta, shift=config.tta_shift),
                                  wall_s=time.perf_counter() - started)
             result.curve.append(record)
             bar.epoch(record, train_s)
@@ -350,16 +377,18 @@ def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig()
     result.val_acc = result.curve[-1].val_acc if result.curve else float("nan")
     if evaluate_test:
         x_test, y_test = _to_device(splits.test, device)
-        result.test_acc = evaluate(scored, x_test, y_test, batch, config.eval_batch_size, amp, tta=config.tta)
+        result.test_acc = evaluate(scored, x_test, y_test, batch, config.eval_batch_size, amp, tta=config.tta,
+                                   shift=config.tta_shift)
     result.wall_s = time.perf_counter() - started
     return result
 
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch: _BatchMaker, batch_size: int = 512,
-             amp: bool = False, tta: bool = False) -> float:
+             amp: bool = False, tta: bool = False, shift: int = 0) -> float:
     """Top-1 accuracy (a fraction) of ``model`` on uint8 NCHW images ``x``; nan for an empty split.
-    ``tta``: the logits are averaged over each image and its mirror image."""
+    ``tta``: the logits are averaged over each image and its mirror image; ``shift`` (with ``tta``):
+    also over both translated ``shift`` pixels diagonally each way, at half weight."""
     if len(y) == 0:
         return float("nan")
     model.eval()
@@ -370,8 +399,19 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch: _BatchMaker, batch_s
             logits = model(xb)
             if tta:
                 logits = logits.float() + model(xb.flip(3)).float()
+                for views in (_translated(xb, shift, +1), _translated(xb, shift, -1)) if shift else ():
+                    logits = logits + 0.5 * (model(views).float() + model(views.flip(3)).float())
         correct += (logits.argmax(1) == y[start:start + batch_size]).sum()
     return correct.item() / len(y)
+
+
+def _translated(x: Tensor, pixels: int, sign: int) -> Tensor:
+    """``x`` moved ``pixels`` down and right (``sign`` +1) or up and left (-1), the edge reflected in."""
+    padded = F.pad(x, (pixels,) * 4, mode="reflect")
+    h, w = x.shape[-2:]
+    top = pixels - sign * pixels
+    layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    return padded[..., top:top + h, top:top + w].contiguous(memory_format=layout)
 
 
 class _BatchMaker:
@@ -476,6 +516,42 @@ class _Average:
         torch._foreach_lerp_(list(mine), list(theirs), 1 - decay)
 
 
+class _Lookahead:
+    """Slow weights (and batch-norm statistics) that the trained model is pulled back to every
+    ``every`` steps (Zhang et al. 2019, "Lookahead Optimizer"), with the share of the slow weights kept
+    at a sync rising as ``0.95^5 * frac^3`` over the budget's fraction ``frac`` (airbench's schedule)."""
+
+    every = 5
+
+    def __init__(self, model: nn.Module) -> None:
+        self.steps = 0
+        self.pairs = [(b.detach().clone(), b) for b in model.state_dict().values() if b.is_floating_point()]
+
+    def step(self, frac: float) -> None:
+        self.steps += 1
+        if self.steps % self.every == 0:
+            self.sync(frac)
+
+    @torch.no_grad()
+    def sync(self, frac: float) -> None:
+        """Move the slow weights towards the model's and set the model's to them."""
+        keep = 0.95**5 * min(frac, 1.0) ** 3
+        slow, fast = (list(t) for t in zip(*self.pairs))
+        torch._foreach_lerp_(slow, fast, 1 - keep)
+        torch._foreach_copy_(fast, slow)
+
+
+@torch.no_grad()
+def identity_init(model: nn.Module) -> None:
+    """Set the first ``in_channels`` filters of every full convolution after the first (whose output
+    has at least as many channels, with an odd kernel) to the identity; the others keep their
+    initialisation."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)][1:]
+    for conv in convs:
+        if conv.groups == 1 and conv.out_channels >= conv.in_channels and all(k % 2 for k in conv.kernel_size):
+            nn.init.dirac_(conv.weight[:conv.in_channels])
+
+
 def _optimizer(model: nn.Module, config: TrainConfig) -> optim.SGD | optim.AdamW:
     # No weight decay on batch-norm parameters and biases (one-dimensional tensors).
     trained = [p for p in model.parameters() if p.requires_grad]  # not a frozen whitening layer
@@ -498,6 +574,14 @@ def _to_device(arrays: tuple[np.ndarray, np.ndarray], device: torch.device) -> t
     x, y = arrays
     xt = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).contiguous().to(device)
     return xt, torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
+
+
+@functools.cache
+def _warn_if_slow_bf16(device: torch.device) -> None:
+    """Once per process and device: bfloat16 autocast where it is emulated (measured 10x slower)."""
+    if not has_fast_bf16(device):
+        print("warning: bfloat16 autocast on a CPU without native bfloat16 (AVX512-BF16 or AMX) is several "
+              "times slower than float32; --no-amp (amp = false) turns it off", file=sys.stderr, flush=True)
 
 
 def _check_finite(loss_sum: Tensor, model: str, images: int) -> None:

@@ -17,8 +17,8 @@ from scalelab.cli import main
 from scalelab.data import split_validation
 from scalelab.recipes import RECIPES
 from scalelab.search import build as build_study
-from scalelab.train import (TrainConfig, TrainConfigError, _BatchMaker, _lr_factor, _optimizer, evaluate,
-                            train, whiten_first_conv)
+from scalelab.train import (TrainConfig, TrainConfigError, _BatchMaker, _Lookahead, _lr_factor, _optimizer,
+                            _translated, evaluate, identity_init, train, whiten_first_conv)
 
 pytestmark = pytest.mark.xdist_group("recipes")
 
@@ -58,6 +58,9 @@ def test_every_recipe_is_valid_and_names_a_preset():
     (dict(whiten="yes"), "whiten must be true or false"), (dict(ema=1.0), r"ema must be in \[0, 1\)"),
     (dict(ema="0.9"), "ema must be a number"), (dict(crop_padding=17), "crop_padding must be from 0 to 16"),
     (dict(crop_padding=1.5), "crop_padding must be an integer"),
+    (dict(tta=True, tta_shift=5), "tta_shift must be from 0 to 4"), (dict(tta_shift=1), "set tta too"),
+    (dict(lookahead=1), "lookahead must be true or false"),
+    (dict(identity_init="no"), "identity_init must be true or false"),
 ])
 def test_bad_new_settings_are_one_line_errors(kwargs, match):
     with pytest.raises(TrainConfigError, match=match) as info:
@@ -127,6 +130,71 @@ def test_flip_tta_averages_an_image_with_its_mirror():
     assert evaluate(_LeftMinusRight(), x, y, batch, tta=True) == 0.5
 
 
+def test_shifted_tta_views_move_the_image_and_reflect_its_edge():
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    down_right, up_left = _translated(x, 1, +1), _translated(x, 1, -1)
+    assert torch.equal(down_right[..., 1:, 1:], x[..., :3, :3]) and torch.equal(up_left[..., :3, :3], x[..., 1:, 1:])
+    assert torch.equal(down_right[..., 0, 1:], x[..., 1, :3])  # the row above the image, reflected
+
+
+class _CornerBrightness(nn.Module):
+    """Two logits from the brightness of the top-left pixel: class 0 when it is dark."""
+
+    def forward(self, x):
+        v = x[:, 0, 0, 0]
+        return torch.stack([-v, v], 1)
+
+
+def test_shifted_tta_sees_the_translated_views():
+    # Bright pixels at (1, 1) and (1, 6); the model reads the top-left pixel. The image and its mirror
+    # have a dark corner (class 0); each of the four shifted views brings a bright pixel there (moved
+    # in, or reflected in at the edge). At half weight each they tie the two dark views in count and
+    # win by brightness (255 is further above CIFAR's mean than 0 is below it).
+    x = torch.zeros(2, 3, 8, 8, dtype=torch.uint8)
+    x[:, :, 1, 1] = x[:, :, 1, 6] = 255
+    y = torch.tensor([1, 1])
+    batch = _BatchMaker(8, TrainConfig(), torch.Generator().manual_seed(0), False)
+    assert evaluate(_CornerBrightness(), x, y, batch, tta=True) == 0.0
+    assert evaluate(_CornerBrightness(), x, y, batch, tta=True, shift=1) == 1.0
+
+
+def test_identity_init_makes_a_conv_pass_its_inputs_through():
+    convs = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 8, 3, padding=1), nn.Conv2d(8, 4, 3, padding=1))
+    first, narrowing = convs[0].weight.clone(), convs[2].weight.clone()
+    identity_init(convs)
+    x = torch.randn(2, 4, 5, 5)
+    out = nn.functional.conv2d(x, convs[1].weight)
+    assert torch.equal(out[:, :4], x[:, :, 1:-1, 1:-1])  # the first in_channels filters: the identity
+    assert torch.equal(convs[0].weight, first)  # the first layer (the image's) is left alone
+    assert torch.equal(convs[2].weight, narrowing)  # fewer outputs than inputs: no identity to keep
+
+
+def test_lookahead_pulls_the_weights_back_to_a_slow_average():
+    model = nn.Linear(2, 1, bias=False)
+    nn.init.zeros_(model.weight)
+    slow = _Lookahead(model)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    slow.sync(frac=0.0)  # at the start nothing of the slow weights is kept: the model stays where it went
+    assert torch.equal(model.weight, torch.ones(1, 2))
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+    slow.sync(frac=1.0)  # at the end 0.95^5 of the slow weights (1.0) is kept
+    assert torch.allclose(model.weight, torch.full((1, 2), 0.95**5 + 2 * (1 - 0.95**5)))
+    for _ in range(4):
+        slow.step(frac=1.0)
+    with torch.no_grad():
+        model.weight.fill_(5.0)
+    slow.step(frac=1.0)  # the fifth step syncs
+    assert model.weight[0, 0] < 5.0
+
+
+def test_lookahead_and_identity_init_train_and_learn(spec, splits):
+    result = train(spec, splits, TrainConfig(recipe="fast", epochs=1, batch_size=16, lr=0.1, lookahead=True,
+                                             identity_init=True, tta_shift=1), evaluate_test=True, progress=False)
+    assert result.test_acc > 0.6  # chance: 1/3
+
+
 def test_ema_evaluates_an_average_that_trails_the_weights(spec, splits):
     cfg = TrainConfig(epochs=1, batch_size=16, lr=3e-3, augment="crop")
     plain = train(spec, splits, cfg, progress=False)
@@ -154,3 +222,15 @@ def test_cli_recipe_with_an_override(capsys, monkeypatch, tmp_path):
     config = json.loads(out.read_text())["config"]
     assert config["recipe"] == "fast" and config["optimizer"] == "sgd" and config["tta"] is True
     assert config["whiten"] is False and config["batch_size"] == 64
+
+
+def test_bf16_autocast_where_it_is_emulated_is_warned_of_once(spec, splits, monkeypatch, capsys):
+    import scalelab.train as train_module
+
+    monkeypatch.setattr(train_module, "has_fast_bf16", lambda device: False)
+    train_module._warn_if_slow_bf16.cache_clear()
+    config = TrainConfig(epochs=1, max_images=32, batch_size=16, amp=True)
+    for _ in range(2):
+        train(spec, splits, config, progress=False)
+    assert capsys.readouterr().err.count("without native bfloat16") == 1
+    train_module._warn_if_slow_bf16.cache_clear()

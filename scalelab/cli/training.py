@@ -19,7 +19,7 @@ def train_command(
     epochs: Annotated[Optional[float], typer.Option(help="Budget in epochs (default 10 when no other budget).")] = None,
     max_images: Annotated[Optional[int], typer.Option(help="Budget in training images.")] = None,
     max_seconds: Annotated[Optional[float], typer.Option(help="Budget in seconds of training.")] = None,
-    recipe: Annotated[Optional[str], typer.Option(help="A named recipe (scalelab.recipes: fast, small-data); the options below override it.")] = None,
+    recipe: Annotated[Optional[str], typer.Option(help="A named recipe (scalelab.recipes: fast, small-data, frontier); the options below override it.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="[default: 128]")] = None,
     optimizer: Annotated[Optional[str], typer.Option(help="adam or sgd (Nesterov). [default: adam]")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default 1e-3 Adam, 0.1*batch/256 SGD).")] = None,
@@ -32,6 +32,9 @@ def train_command(
     tta: Annotated[Optional[bool], typer.Option("--tta/--no-tta", help="Flip test-time augmentation. [default: off]")] = None,
     whiten: Annotated[Optional[bool], typer.Option("--whiten/--no-whiten", help="Frozen patch-whitening first layer. [default: off]")] = None,
     ema: Annotated[Optional[float], typer.Option(help="Evaluate an EMA of the weights with this decay per step. [default: off]")] = None,
+    lookahead: Annotated[Optional[bool], typer.Option("--lookahead/--no-lookahead", help="Lookahead: pull the weights back to a slow average every 5 steps. [default: off]")] = None,
+    identity_init: Annotated[Optional[bool], typer.Option("--identity-init/--no-identity-init", help="Start each convolution after the first as the identity on its inputs. [default: off]")] = None,
+    tta_shift: Annotated[Optional[int], typer.Option(help="With --tta, also average views shifted this many pixels. [default: 0]")] = None,
     dropout: Annotated[Optional[float], typer.Option(help="Override the head dropout.")] = None,
     drop_path: Annotated[Optional[float], typer.Option(help="Override the stochastic-depth rate.")] = None,
     width: Annotated[float, typer.Option(help="Width multiplier on the model's channels.")] = 1.0,
@@ -64,7 +67,8 @@ def train_command(
         budgets["epochs"] = float("inf")
     given = dict(batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
                  warmup=warmup, schedule=schedule, label_smoothing=label_smoothing, augment=augment,
-                 crop_padding=crop_padding, tta=tta, whiten=whiten, ema=ema, dropout=dropout,
+                 crop_padding=crop_padding, tta=tta, whiten=whiten, ema=ema, lookahead=lookahead,
+                 identity_init=identity_init, tta_shift=tta_shift, dropout=dropout,
                  drop_path=drop_path, amp=amp)
     config = TrainConfig(**budgets, **{k: v for k, v in given.items() if v is not None}, seed=seed,
                          recipe=recipe)
