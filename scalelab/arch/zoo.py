@@ -119,6 +119,18 @@ def fast_convnet(num_classes: int = 10) -> NetworkSpec:
                        resolution=32, num_classes=num_classes, activation="relu")
 
 
+def frontier_convnet(num_classes: int = 10) -> NetworkSpec:
+    """The network of the CPU-frontier recipe (``--recipe frontier``): airbench's block layout at CPU widths.
+    A 32-channel stem, then three blocks of [3x3 conv at the block's input resolution, 2x2 max-pool,
+    3x3 conv] at 64, 128 and 256 channels (six one-layer stages); global pooling and one linear layer.
+    Its first block convolves at the full 32 px, where ``fast_convnet`` pools first: 86 M multiply-adds
+    against 43.5 M, and more accurate at equal training time on CIFAR-10 (88.4% against 87.8% in the
+    same ~9 minutes)."""
+    stages = tuple(StageSpec("conv", 1, c, stride=s) for c in (64, 128, 256) for s in (1, 2))
+    return NetworkSpec(name="frontier_convnet", stem=StemSpec(32, 3, 1), stages=stages, head=HeadSpec(),
+                       resolution=32, num_classes=num_classes, activation="relu")
+
+
 def small_input(spec: NetworkSpec) -> NetworkSpec:
     """The 32 px variant of an ImageNet preset (see the module docstring for the choice)."""
     stem = dataclasses.replace(spec.stem, stride=1, maxpool=False,
@@ -146,6 +158,7 @@ def _registry() -> dict[str, Callable[[int], NetworkSpec]]:
         reg[name + SMALL_INPUT_SUFFIX] = lambda k, make=make: small_input(make(k))
     reg["baseline_convnet"] = baseline_convnet
     reg["fast_convnet"] = fast_convnet
+    reg["frontier_convnet"] = frontier_convnet
     return reg
 
 
