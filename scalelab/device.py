@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import torch
@@ -33,6 +34,20 @@ def has_fast_bf16(device: str | torch.device) -> bool:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def announce_threads(device: torch.device, workers: int, progress: bool) -> None:
+    """Set this process's torch threads (:func:`threads_per_worker`; the workers set their own) and,
+    with ``progress``, say where training runs and whether the machine is busy."""
+    threads = threads_per_worker(workers)
+    if workers == 1:
+        torch.set_num_threads(threads)
+    if progress:
+        where = f"{workers} workers x {threads} torch threads" if workers > 1 else f"{threads} torch threads"
+        print(f"device {device}, {where} ({available_cores()} cores available)", file=sys.stderr, flush=True)
+        warning = load_warning()
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
 
 
 def threads_per_worker(workers: int = 1) -> int:

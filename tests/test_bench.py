@@ -6,7 +6,9 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
+from scalelab import device
 from scalelab.arch.scaling import Scale, apply
 from scalelab.arch.zoo import get_preset
 from scalelab.bench import TrainBench, bench_train, matmul_flops
@@ -66,12 +68,18 @@ def test_bench_train_cli_reports_rounds_load_and_threads(capsys, monkeypatch, tm
     spec = tmp_path / "tiny.json"
     tiny = apply(dataclasses.replace(get_preset("baseline_convnet", 2), resolution=16), Scale(1, 0.125, 1))
     spec.write_text(tiny.to_json())
-    code, out, err = _run(capsys, monkeypatch, "bench", "train", str(spec), "--dataset", f"imagefolder:{folder}",
-                          "--images", "8", "--batch-size", "4", "--workers", "0", "--rounds", "2",
-                          "--device", "cpu", "--json")
+    monkeypatch.setattr(device, "threads_per_worker", lambda workers: 2)  # the cores others leave free
+    before = torch.get_num_threads()
+    try:
+        code, out, err = _run(capsys, monkeypatch, "bench", "train", str(spec), "--dataset", f"imagefolder:{folder}",
+                              "--images", "8", "--batch-size", "4", "--workers", "0", "--rounds", "2",
+                              "--device", "cpu", "--json")
+    finally:
+        torch.set_num_threads(before)
     data = json.loads(out)
     assert code == 0 and data["rounds"] == 2 and data["wide_spread"] == 0.2
     assert {"load_1min", "cores", "torch_threads"} <= set(data["machine_before"])
+    assert data["machine_before"]["torch_threads"] == 2
     row = data["models"][0]
     assert len(row["fp32_ratio"]["rounds"]) == 2 and row["fp32_ratio"]["low"] <= row["fp32_ratio"]["median"]
     wide = [r for r in (row["fp32_ratio"], row["bf16_ratio"]) if r and r["wide"]]

@@ -53,7 +53,7 @@ def train_command(
     from scalelab.arch.zoo import make_spec
     from scalelab.cost import check_fits
     from scalelab.data import load_dataset, split_validation
-    from scalelab.device import pick_device
+    from scalelab.device import announce_threads, pick_device
     from scalelab.files import check_writable_file, write_text_atomic
     from scalelab.train import TrainConfig, train
 
@@ -77,6 +77,7 @@ def train_command(
     spec = make_spec(model, num_classes=data.num_classes, resolution=resolution, width=width, depth=depth)
     check_fits(spec, batch_size=config.batch_size, training=True, device=dev)
     splits = split_validation(data, val_fraction, seed, train_fraction)
+    announce_threads(dev, 1, progress=not as_json)  # as a study does: oversubscribed cores crawl
     result = train(spec, splits, config, device=dev, evaluate_test=test, progress=not as_json)
     record = result.to_dict()
     if out:

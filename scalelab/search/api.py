@@ -11,7 +11,7 @@ from typing import Any
 import optuna
 import torch
 
-from scalelab.device import available_cores, load_warning, pick_device, threads_per_worker
+from scalelab.device import announce_threads, pick_device
 from scalelab.files import check_writable_file, confined
 from scalelab.search.config import (
     RunOptions,
@@ -41,7 +41,7 @@ def run_study(config: StudyConfig, options: RunOptions | None = None) -> Summary
     if config.fill_budget:
         config = _sized(config, storage, name, device)
     with_retry(lambda: create_or_resume(storage, name, config, device), within_s=60.0)  # a locked file waits
-    _announce(device, options.workers, options.progress)  # after the checks: a bad input prints one line
+    announce_threads(device, options.workers, options.progress)  # after the checks: a bad input prints one line
     run_workers(url, name, options.workers, device=options.device, progress=options.progress)
     return with_retry(lambda: summarise(load(storage, name), config, options), within_s=60.0)
 
@@ -80,19 +80,7 @@ def join_study(study: str, storage: str | None = None, *, run_dir: str = "runs",
         load(check, study)  # a missing study is an error before anything starts
     finally:
         check.engine.dispose()
-    _announce(pick_device(device), 1, progress)
+    announce_threads(pick_device(device), 1, progress)
     return work(url, study, device=device, progress=progress, data_dir=data_dir)
 
-
-def _announce(device: torch.device, workers: int, progress: bool) -> None:
-    """Set this process's torch threads and say where training runs (and whether the machine is busy)."""
-    threads = threads_per_worker(workers)
-    if workers == 1:
-        torch.set_num_threads(threads)
-    if progress:
-        where = f"{workers} workers x {threads} torch threads" if workers > 1 else f"{threads} torch threads"
-        print(f"device {device}, {where} ({available_cores()} cores available)", file=sys.stderr, flush=True)
-        warning = load_warning()
-        if warning:
-            print(warning, file=sys.stderr, flush=True)
 
