@@ -94,6 +94,10 @@ TRAIN = [
     Case(f"train baseline_convnet {PETS} --train-fraction 0", r"train_fraction must be in \(0, 1\], got 0.0"),
     Case(f"train baseline_convnet {PETS} --train-fraction 0.01",
          r"train_fraction 0.01 leaves class 'cat' no training image \(5 after the validation split\)"),
+    # recipe techniques
+    Case(f"train baseline_convnet {PETS} --tta-shift 1", r"tta_shift averages shifted views .* set tta too"),
+    Case(f"train baseline_convnet {PETS} --tta --tta-shift 5", r"tta_shift must be from 0 to 4 pixels, got 5"),
+    Case(f"train baseline_convnet {PETS} --recipe frontier --tta-shift -1", r"tta_shift must be from 0 to 4"),
     # devices, data and models
     Case(f"train baseline_convnet {PETS} --device tpu", r"unknown device 'tpu'"),
     Case("train baseline_convnet --dataset nosuch", r"unknown dataset 'nosuch'"),
