@@ -28,13 +28,11 @@ def bench_train_command(
 ) -> None:
     """Images/s of scalelab's trainer vs a tutorial-style DataLoader loop, and achieved model FLOP/s, as
     medians of per-round ratios over alternating rounds."""
-    import torch
-
     from scalelab.arch.zoo import resolve
     from scalelab.bench import bench_train
     from scalelab.cost import check_fits
     from scalelab.data import load_dataset, split_validation
-    from scalelab.device import pick_device, threads_per_worker
+    from scalelab.device import announce_threads, pick_device
 
     dev = pick_device(device)
     data = load_dataset(dataset, data_dir)
@@ -42,7 +40,7 @@ def bench_train_command(
     for spec in specs:
         check_fits(spec, batch_size=batch_size, training=True, device=dev)
     splits = split_validation(data, 0.1, 0)
-    torch.set_num_threads(threads_per_worker(1))  # both loops on the cores others leave free
+    announce_threads(dev, 1, progress=False)  # both loops on the cores others leave free; said in the report
     before = Machine.now()
     benches = [bench_train(spec, splits, images=images, batch_size=batch_size, workers=workers,
                            device=str(dev), rounds=rounds) for spec in specs]
