@@ -260,6 +260,8 @@ def _block(t: _Tally, st: StageSpec, c_in: int, res_in: int, res_out: int, strid
             t.conv(width, c_out, 1, res_out)
         if stride != 1 or c_in != c_out:
             t.conv(c_in, c_out, 1, res_out)
+    elif st.block == "conv_pool":  # conv, (2x2 max-pool when stride 2), BN, activation
+        t.conv(c_in, c_out, k, res_in)
     else:  # "conv": (2x2 max-pool when stride 2), conv, BN, activation
         t.conv(c_in, c_out, k, res_out)
 

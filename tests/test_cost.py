@@ -107,7 +107,8 @@ def test_flop_count_leaves_model_mode_alone():
 
 
 @pytest.mark.parametrize("name", ["baseline_convnet", "resnet18_32", "resnet50_32", "efficientnet_b0_32",
-                                  "efficientnet_v2_s_32", "efficientnet_b0_fused_32", "resnet18"])
+                                  "efficientnet_v2_s_32", "efficientnet_b0_fused_32", "resnet18",
+                                  "frontier_convnet"])
 def test_footprint_counts_parameters_exactly_without_building(name):
     from scalelab.cost import footprint
 
@@ -143,3 +144,22 @@ def test_available_memory_is_positive_on_this_machine():
 
     free = available_memory("cpu")
     assert free is None or free > 0
+
+
+def test_conv_pool_pools_between_its_convolution_and_batch_norm():
+    """A ``conv_pool`` stage convolves at its input resolution, then max-pools, then BN and activation: the
+    multiply-adds of its convolution one resolution up from a ``conv`` stage's, the rest unchanged."""
+    import dataclasses
+
+    from scalelab.arch.spec import StageSpec
+
+    base = get_preset("baseline_convnet", 10)  # its first stage: max-pool 32 -> 16 px, conv 64 -> 128
+    pooled = dataclasses.replace(base, stages=(StageSpec("conv_pool", 1, 128, stride=2), *base.stages[1:]))
+    layer = build(pooled).stages[0][0].eval()
+    conv, bn = layer[0], layer[2]
+    x = torch.randn(2, 64, 8, 8)
+    expected = torch.relu(bn(torch.nn.functional.max_pool2d(conv(x), 2)))
+    assert torch.allclose(layer(x), expected) and layer(x).shape[-1] == 4
+    extra = 64 * 128 * 9 * (32 * 32 - 16 * 16)  # the convolution at 32 px instead of 16
+    assert count_flops(build(pooled), 32)[0] - count_flops(build(base), 32)[0] == extra
+    assert pooled.table()[1]["operator"] == "Conv3x3+MaxPool" and pooled.table()[1]["resolution"] == "32x32"

@@ -144,6 +144,13 @@ def conv_layer(c_in: int, c_out: int, *, kernel: int, stride: int, act: str, bn_
     return nn.Sequential(nn.MaxPool2d(2, ceil_mode=True), *conv) if stride == 2 else conv
 
 
+def conv_pool_layer(c_in: int, c_out: int, *, kernel: int, stride: int, act: str, bn_eps: float,
+                    **_: float) -> nn.Module:
+    """Plain layer that pools after convolving: conv, (2x2 max-pool when stride 2), BN, activation."""
+    conv, bn, *rest = ConvBNAct(c_in, c_out, kernel, act=act, bn_eps=bn_eps)
+    return nn.Sequential(conv, nn.MaxPool2d(2, ceil_mode=True), bn, *rest) if stride == 2 else nn.Sequential(conv, bn, *rest)
+
+
 def _expanded(c_in: int, ratio: float) -> int:
     return max(1, round(c_in * ratio))
 
@@ -165,4 +172,5 @@ BLOCK_BUILDERS = {
     "basic": basic_block,
     "bottleneck": bottleneck_block,
     "conv": conv_layer,
+    "conv_pool": conv_pool_layer,
 }

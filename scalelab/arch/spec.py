@@ -15,9 +15,11 @@ from typing import Any
 
 from scalelab.errors import SpecError
 
-BLOCKS = ("mbconv", "fused_mbconv", "basic", "bottleneck", "conv")
+BLOCKS = ("mbconv", "fused_mbconv", "basic", "bottleneck", "conv", "conv_pool")
 """Stage operators: MBConv (V1), Fused-MBConv (V2), ResNet basic and bottleneck blocks, and plain
-conv + BN + activation layers whose stage ends with a 2x2 max-pool when its stride is 2."""
+conv + BN + activation layers: ``conv`` opens a stride-2 stage with a 2x2 max-pool, ``conv_pool`` convolves
+at the stage's input resolution and max-pools before its BN (airbench's order: the same multiply-adds as a
+``conv`` stage one resolution up, with BN and activation on a quarter of the pixels)."""
 
 ACTIVATIONS = ("silu", "relu")
 
@@ -27,6 +29,7 @@ _OPERATOR_LABEL = {
     "basic": "ResBasic,k{k}x{k}",
     "bottleneck": "ResBottleneck{e:g}",
     "conv": "Conv{k}x{k}",
+    "conv_pool": "Conv{k}x{k}",
 }
 
 
@@ -116,6 +119,8 @@ class NetworkSpec:
             label = _OPERATOR_LABEL[st.block].format(e=st.expand_ratio, k=st.kernel)
             if st.block == "conv" and st.stride == 2:
                 label = "MaxPool+" + label
+            if st.block == "conv_pool" and st.stride == 2:
+                label += "+MaxPool"
             if st.se_ratio and st.block == "fused_mbconv":
                 label += f",SE{st.se_ratio:g}"
             rows.append(dict(stage=i + 2, operator=label, resolution=f"{res[i]}x{res[i]}",
