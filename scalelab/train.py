@@ -105,6 +105,10 @@ class TrainConfig:
     # With tta: also average the logits of each image (and its mirror image) translated by this many
     # pixels diagonally both ways, at half weight each (reflect-padded): 6 views instead of 2.
     tta_shift: int = 0
+    # With augment="crop": flip each image in every other epoch instead of at random (half the images,
+    # drawn once, in odd epochs, the other half in even ones), so that every two epochs show both
+    # mirror images of every image.
+    alternate_flip: bool = False
     recipe: str | None = None  # a name in scalelab.recipes.RECIPES (see the class docstring)
 
     def __post_init__(self) -> None:
@@ -209,9 +213,13 @@ def _check_config(c: TrainConfig) -> None:
         value = getattr(c, name)
         if not isinstance(value, str) or value not in allowed:
             raise TrainConfigError(f"unknown {words} {value!r} ({name}); use one of {', '.join(allowed)}")
-    for name in ("nesterov", "channels_last", "tta", "whiten", "lookahead", "identity_init"):
+    for name in ("nesterov", "channels_last", "tta", "whiten", "lookahead", "identity_init",
+                 "alternate_flip"):
         if not isinstance(getattr(c, name), bool):
             raise TrainConfigError(f"{name} must be true or false, got {getattr(c, name)!r}")
+    if c.alternate_flip and c.augment != "crop":
+        raise TrainConfigError(f"alternate_flip replaces the random flip of augment=\"crop\", not of "
+                               f"{c.augment!r}: set augment to crop or leave alternate_flip off")
     if c.amp is not None and not isinstance(c.amp, bool):
         raise TrainConfigError(f"amp must be true, false or unset, got {c.amp!r}")
     _number("lr", c.lr, optional=True)
@@ -323,11 +331,13 @@ def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig()
         _warn_if_slow_bf16(device)
     bar = _ProgressLine(spec.name, enabled=progress)
     train_s = 0.0
+    flipped_first = (torch.rand(n, device=device, generator=generator) < 0.5) if config.alternate_flip else None
     try:  # the progress line is ended however training stops (pruned, diverged, interrupted)
         while not budget.done(result.images_seen, train_s):
             model.train()
             epoch_start = time.perf_counter()
             perm = torch.randperm(n, device=device, generator=generator)
+            odd_epoch = bool(len(result.curve) % 2)
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
             seen = 0
@@ -340,7 +350,8 @@ def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig()
                     break
                 for group in optimizer.param_groups:
                     group["lr"] = config.base_lr * _lr_factor(frac, config)
-                xb, yb = batch.train(x_train[idx]), y_train[idx]
+                flips = None if flipped_first is None else flipped_first[idx] ^ odd_epoch
+                xb, yb = batch.train(x_train[idx], flips), y_train[idx]
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                     logits = model(xb)
                     loss = loss_fn(logits.float(), yb)
@@ -429,12 +440,13 @@ class _BatchMaker:
             self._std = torch.tensor(CIFAR_STD, device=x.device).view(1, 3, 1, 1) * 255
         return (x.float() - self._mean) / self._std
 
-    def train(self, x: Tensor) -> Tensor:
+    def train(self, x: Tensor, flips: Tensor | None = None) -> Tensor:
+        """``flips``: which images to mirror (augment="crop" only); None: chosen at random."""
         x, c = self._normalise(x), self.config
         if c.augment == "affine":
             x = random_affine(x, self.generator, rotation=c.rotation, shift=c.shift, zoom=c.zoom)
         elif c.augment == "crop":
-            x = random_crop_flip(x, self.generator, padding=c.crop_padding)
+            x = random_crop_flip(x, self.generator, padding=c.crop_padding, flips=flips)
         return resize_batch(x, self.resolution).contiguous(memory_format=self.memory_format)
 
     def eval(self, x: Tensor) -> Tensor:

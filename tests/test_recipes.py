@@ -61,6 +61,8 @@ def test_every_recipe_is_valid_and_names_a_preset():
     (dict(tta=True, tta_shift=5), "tta_shift must be from 0 to 4"), (dict(tta_shift=1), "set tta too"),
     (dict(lookahead=1), "lookahead must be true or false"),
     (dict(identity_init="no"), "identity_init must be true or false"),
+    (dict(alternate_flip=True, augment="affine"), "alternate_flip replaces the random flip of augment=\"crop\""),
+    (dict(alternate_flip="on"), "alternate_flip must be true or false"),
 ])
 def test_bad_new_settings_are_one_line_errors(kwargs, match):
     with pytest.raises(TrainConfigError, match=match) as info:
@@ -193,6 +195,39 @@ def test_lookahead_and_identity_init_train_and_learn(spec, splits):
     result = train(spec, splits, TrainConfig(recipe="fast", epochs=1, batch_size=16, lr=0.1, lookahead=True,
                                              identity_init=True, tta_shift=1), evaluate_test=True, progress=False)
     assert result.test_acc > 0.6  # chance: 1/3
+
+
+def test_alternate_flip_shows_every_image_both_ways_every_two_epochs(spec, splits, monkeypatch):
+    import scalelab.train
+
+    seen: list[dict[bytes, bool]] = []
+    plain = scalelab.train.random_crop_flip
+
+    def spy(x, generator, *, padding, flips):
+        if not seen or len(seen[-1]) == epoch_images:
+            seen.append({})
+        seen[-1].update({img.numpy().tobytes(): bool(f) for img, f in zip(x, flips)})
+        return plain(x, generator, padding=padding, flips=flips)
+
+    epoch_images = (len(splits.train[1]) // 16) * 16
+    monkeypatch.setattr(scalelab.train, "random_crop_flip", spy)
+    train(spec, splits, TrainConfig(recipe="fast", epochs=3, batch_size=16, whiten=False, alternate_flip=True),
+          progress=False)
+    assert len(seen) == 3 and all(len(epoch) == epoch_images for epoch in seen)
+    both = seen[0].keys() & seen[1].keys()
+    assert len(both) > epoch_images // 2
+    assert all(seen[0][k] != seen[1][k] for k in both)  # each image mirrored in exactly one of two epochs
+    assert all(seen[0][k] == seen[2][k] for k in seen[0].keys() & seen[2].keys())
+    assert 0.25 < sum(seen[0].values()) / epoch_images < 0.75
+
+
+def test_crop_flip_mirrors_exactly_the_images_asked_for():
+    from scalelab.data.augment import random_crop_flip
+
+    x = torch.randn(4, 3, 5, 5)
+    flips = torch.tensor([True, False, False, True])
+    out = random_crop_flip(x, torch.Generator().manual_seed(0), padding=0, flips=flips)
+    assert torch.equal(out[flips], x[flips].flip(3)) and torch.equal(out[~flips], x[~flips])
 
 
 def test_ema_evaluates_an_average_that_trails_the_weights(spec, splits):

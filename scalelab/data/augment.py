@@ -61,9 +61,11 @@ def random_affine(
 
 
 def random_crop_flip(
-    x: Tensor, generator: torch.Generator, *, padding: int = 4, flip: bool = True, padding_mode: str = "zeros"
+    x: Tensor, generator: torch.Generator, *, padding: int = 4, flip: bool = True, padding_mode: str = "zeros",
+    flips: Tensor | None = None,
 ) -> Tensor:
-    """Pad by ``padding`` pixels, cut a random crop of the original size, flip it horizontally half the time.
+    """Pad by ``padding`` pixels, cut a random crop of the original size, flip it horizontally half the time
+    (or, given ``flips``, a boolean per image, exactly those images).
 
     The common cheap CIFAR recipe; done as one gather over the batch. ``padding_mode`` is ``"zeros"`` or
     ``"reflection"``.
@@ -79,7 +81,9 @@ def random_crop_flip(
     top = (u[:, 0] * (2 * padding + 1)).long().clamp_max(2 * padding)
     left = (u[:, 1] * (2 * padding + 1)).long().clamp_max(2 * padding)
     cols = torch.arange(w, device=x.device).expand(n, w)
-    if flip:
+    if flips is not None:
+        cols = torch.where(flips[:, None], w - 1 - cols, cols)
+    elif flip:
         cols = torch.where((u[:, 2] < 0.5)[:, None], w - 1 - cols, cols)
     rows = top[:, None] + torch.arange(h, device=x.device)  # (N, H)
     cols = left[:, None] + cols  # (N, W)
