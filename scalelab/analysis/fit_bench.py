@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from scipy.stats import norm
 
 from scalelab.analysis.fit import FitError
 from scalelab.analysis.fit_select import select_form
+from scalelab.analysis.peers import predict_from_peers
 from scalelab.errors import ScalelabError
 
 KEY_COLUMNS: tuple[str, ...] = ("Domain", "Task", "Model")
@@ -151,6 +153,44 @@ def predict_power_law(curve: Curve, level: float) -> Prediction:
     sd = float(np.sqrt(np.mean(best.fun**2) * x.size / max(x.size - 3, 1)))
     z = norm.ppf(0.5 + level / 2.0)
     return Prediction(values, values * np.exp(-z * sd), values * np.exp(z * sd), time.process_time() - start)
+
+
+def peer_predictor(curves: Sequence[Curve]) -> Predictor:
+    """Extrapolation from peers (:mod:`scalelab.analysis.peers`): a curve's held-out rows predicted from its
+    last value and the ratios the other curves of its domain (the first key column: a study, for
+    :func:`curves_csv`) show between the same two x, train and held-out rows alike: the case of a network
+    judged while others of its study, on the same schedule, have finished. Refused (last value, no
+    interval) where fewer than :data:`~scalelab.analysis.peers.MIN_PEERS` peers have both x."""
+    domains: dict[Any, list[Curve]] = {}
+    for c in curves:
+        domains.setdefault(c.key[0], []).append(c)
+
+    def predict(curve: Curve, level: float) -> Prediction:
+        start = time.process_time()
+        anchor, now = float(curve.x_train.max()), last_value(curve)
+        peers = [c for c in domains.get(curve.key[0], []) if c is not curve]
+        values, lower, upper = [], [], []
+        for x in curve.x_test:
+            pairs = [(a, b) for a, b in ((_value_at(p, anchor), _value_at(p, x)) for p in peers)
+                     if a is not None and b is not None]
+            try:
+                pred = predict_from_peers(now, [a for a, _ in pairs], [b for _, b in pairs], level)
+            except FitError as exc:
+                flat, nan = np.full(curve.x_test.size, now), np.full(curve.x_test.size, np.nan)
+                return Prediction(flat, nan, nan, time.process_time() - start, f"refused: {exc}")
+            values.append(pred.value)
+            lower.append(pred.lower)
+            upper.append(pred.upper)
+        return Prediction(np.array(values), np.array(lower), np.array(upper), time.process_time() - start)
+
+    return predict
+
+
+def _value_at(curve: Curve, x: float) -> float | None:
+    """The curve's mean y at ``x`` (train and held-out rows), None where it has no row there."""
+    xs, ys = np.concatenate([curve.x_train, curve.x_test]), np.concatenate([curve.y_train, curve.y_test])
+    at = np.isclose(xs, x, rtol=1e-9, atol=0.0)
+    return float(ys[at].mean()) if at.any() else None
 
 
 PREDICTORS: dict[str, Predictor] = {

@@ -95,11 +95,12 @@ def bench_fit_command(
     train: Annotated[str, typer.Option(help="Column that is 1 for rows to fit, 0 for rows to predict.")] = "Training",
     level: Annotated[float, typer.Option(help="Nominal coverage of the predictive intervals.")] = 0.95,
     per_curve: Annotated[bool, typer.Option("--per-curve", help="Also print the score of every curve.")] = False,
+    peers: Annotated[bool, typer.Option("--peers", help="Also score extrapolation from peers: the ratios the other curves of the same first key column (a study's trials, on one schedule) show between the same x.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Extrapolation error (log-RMSE), wins, interval coverage and CPU seconds per fit of scalelab's fitter
     and two baselines (last value; E + A*x^-a in log space) on held-out rows of real curves."""
-    from scalelab.analysis.fit_bench import BenchError, format_summary, read_curves, score
+    from scalelab.analysis.fit_bench import PREDICTORS, BenchError, format_summary, peer_predictor, read_curves, score
 
     if not 0.0 < level < 1.0:
         raise typer.BadParameter("level must be between 0 and 1")
@@ -108,7 +109,8 @@ def bench_fit_command(
     except BenchError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    rows, summary = score(curves, level=level)
+    predictors = {**PREDICTORS, "peers": peer_predictor(curves)} if peers else PREDICTORS
+    rows, summary = score(curves, predictors, level=level)
     text = f"{file}: {len(curves)} curves; fit on {train} = 1, predict {train} = 0\n" + format_summary(summary, level)
     if per_curve:
         wide = rows.pivot(index="curve", columns="method", values="log_rmse").reindex(rows["curve"].unique())
