@@ -35,8 +35,16 @@ def _curve(ceiling: float, rate: float, epochs: int, rng: np.random.Generator, n
             for e in range(1, epochs + 1)]
 
 
-def _simulate(ceilings: list[float], epochs: int, seed: int, noise: float = 0.005, points: list[int] | None = None):
-    """A study whose trials report the given saturating curves in turn, judged by the halving pruner;
+def _annealed(ceiling: float, rate: float, epochs: int, rng: np.random.Generator, noise: float) -> list[float]:
+    """A curve whose error halves in the last epochs, as the learning rate decays: its saturating error
+    (towards ``ceiling``) times 1 - 0.5 (epoch / epochs)^3. It ends at 1 - (1 - ceiling) / 2."""
+    return [float(np.clip(1 - (0.9 - (ceiling - 0.1) * (1 - math.exp(-rate * e))) * (1 - 0.5 * (e / epochs) ** 3)
+                          + rng.normal(0, noise), 0, 1)) for e in range(1, epochs + 1)]
+
+
+def _simulate(ceilings: list[float], epochs: int, seed: int, noise: float = 0.005, points: list[int] | None = None,
+              shape=_curve):
+    """A study whose trials report the given curves (``shape``) in turn, judged by the halving pruner;
     ``points`` says which network each trial is a replicate of (default: each its own). Returns (epochs
     each trial trained, the study)."""
     rng = np.random.default_rng(seed)
@@ -47,7 +55,7 @@ def _simulate(ceilings: list[float], epochs: int, seed: int, noise: float = 0.00
         trial = study.ask()
         if points is not None:
             trial.set_user_attr(POINT_ATTR, points[i])
-        curve = _curve(ceiling, 0.35, epochs, rng, noise)
+        curve = shape(ceiling, 0.35, epochs, rng, noise)
         for step, value in enumerate(curve, start=1):
             trial.report(value, step)
             if step < epochs and trial.should_prune():
@@ -100,6 +108,23 @@ def test_a_decision_holds_its_reason_and_interval():
     late = [d for d in found if d.rung == 9]
     assert late and all(d.extrapolated and d.lower <= d.score <= d.upper for d in late)
     assert "stopped" in stopped[0].why and f"epoch {stopped[0].rung}" in stopped[0].why
+
+
+def test_finished_peers_predict_an_annealed_end_the_curve_alone_misses():
+    """Under a decaying learning rate the first trials (no peers yet) are judged on their own curves, which
+    miss the late fall of the error; once three have finished, a trial's end is predicted from their
+    ratios of error (end / rung)."""
+    ceilings = [0.7, 0.66, 0.74, 0.6, 0.69, 0.72, 0.64, 0.7]
+    ends = [1 - (1 - c) / 2 for c in ceilings]
+    _, study = _simulate(ceilings, epochs=27, seed=0, shape=_annealed)
+    at_9 = [d for d in decisions(study) if d.rung == 9]
+    alone = [abs(d.score - ends[d.trial]) for d in at_9 if d.peers == 0 and d.extrapolated]
+    by_peers = [d for d in at_9 if d.peers >= 3]
+    assert alone and min(alone) > 0.04  # the power law on 9 of 27 epochs sees little of the decay
+    assert len(by_peers) >= 3
+    assert all(abs(d.score - ends[d.trial]) < 0.015 for d in by_peers)
+    assert np.mean([d.lower <= ends[d.trial] <= d.upper for d in by_peers]) >= 0.75
+    assert "from the curves of" in by_peers[0].why
 
 
 def test_a_study_with_halving_records_and_summarises_its_decisions(learning_study, tmp_path):

@@ -2,11 +2,14 @@
 the study's networks, with rungs in epochs and promotion judged on each network's *predicted converged*
 accuracy.
 
-Rungs sit at ``min_epochs * rate**k`` epochs, below the trial's budget. A trial reaching a rung is scored:
-with at least :data:`MIN_FIT_POINTS` evaluations, by extrapolating its own validation curve to the end of
-its budget with a power law (:data:`FORMS`, fitted by :func:`scalelab.analysis.fit_select.select_form`:
-the prediction and its calibrated interval at ``level``); with fewer, by the accuracy it has (an
-interval of zero width). Replicates (seeds) of one network are judged together: a network's score at a
+Rungs sit at ``min_epochs * rate**k`` epochs, below the trial's budget. A trial reaching a rung is scored
+by its predicted accuracy at the end of its budget, with its interval at ``level``: once
+:data:`~scalelab.analysis.peers.MIN_PEERS` trials of the study have finished, from its accuracy now and the
+ratios of error (end / this rung) their curves showed (:mod:`scalelab.analysis.peers`: they ran the same
+schedule, so they carry its annealed end); before that, with at least :data:`MIN_FIT_POINTS` evaluations,
+by extrapolating its own validation curve with a power law (:data:`FORMS`, fitted by
+:func:`scalelab.analysis.fit_select.select_form`); with fewer, by the accuracy it has (an interval of
+zero width). Replicates (seeds) of one network are judged together: a network's score at a
 rung is the mean over its replicates that reached it, its upper end the mean of theirs. A trial goes on
 while its network's upper end reaches the score of the best ``1/rate`` of the networks that reached that
 rung (its own included), or while fewer than ``rate`` networks have reached it, so that a network is
@@ -106,11 +109,18 @@ class Decision:
     replicates were pooled)."""
     network_upper: float | None = None
     replicates: int = 1
+    peers: int = 0
+    """Finished trials whose curves gave the prediction (0: the trial's own curve, or its accuracy)."""
 
     @property
     def why(self) -> str:
-        told = (f"predicted converged accuracy {self.score:.1%} (interval {self.lower:.1%} to {self.upper:.1%})"
-                if self.extrapolated else f"validation accuracy {self.score:.1%}")
+        if self.peers:
+            told = (f"predicted final accuracy {self.score:.1%} (interval {self.lower:.1%} to {self.upper:.1%}, "
+                    f"from the curves of {self.peers} finished trials)")
+        elif self.extrapolated:
+            told = f"predicted converged accuracy {self.score:.1%} (interval {self.lower:.1%} to {self.upper:.1%})"
+        else:
+            told = f"validation accuracy {self.score:.1%}"
         if self.replicates > 1 and self.network_score is not None and self.network_upper is not None:
             told += (f"; its network's mean over {self.replicates} replicates {self.network_score:.1%} (upper "
                      f"{self.network_upper:.1%})")
@@ -138,14 +148,24 @@ class HalvingPruner(BasePruner):
         if step is None or step not in self.rungs:
             return False
         curve = sorted(trial.intermediate_values.items())
-        score, lower, upper, extrapolated = self._score(curve)
         key = f"{ATTR_PREFIX}{step}"
         judged = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+        by_peers = _peer_scorer(step, [t for t in judged if t.state == TrialState.COMPLETE and t.number != trial.number],
+                                self.settings.level)
+        peers = 0
+        if by_peers is not None:
+            (score, lower, upper), peers, extrapolated = by_peers(curve[-1][1]), by_peers.peers, True
+        else:
+            score, lower, upper, extrapolated = self._own_curve_score(curve)
         by_network: dict[Any, list[tuple[float, float]]] = {_network(trial): [(score, upper)]}
         for t in judged:
             if t.number != trial.number and key in t.system_attrs:
-                by_network.setdefault(_network(t), []).append((t.system_attrs[key]["score"],
-                                                                t.system_attrs[key]["upper"]))
+                if by_peers is not None and step in t.intermediate_values:
+                    # every network at this rung scored through the same peers, so the scores compare
+                    other, _, other_upper = by_peers(t.intermediate_values[step])
+                else:
+                    other, other_upper = t.system_attrs[key]["score"], t.system_attrs[key]["upper"]
+                by_network.setdefault(_network(t), []).append((other, other_upper))
         means = {n: (float(np.mean([s for s, _ in v])), float(np.mean([u for _, u in v])))
                  for n, v in by_network.items()}
         scores = sorted((m for m, _ in means.values()), reverse=True)
@@ -154,12 +174,13 @@ class HalvingPruner(BasePruner):
         network_score, network_upper = means[_network(trial)]
         promoted = threshold is None or network_upper >= threshold
         decision = Decision(trial.number, step, score, lower, upper, extrapolated, threshold, len(scores), rate,
-                            promoted, network_score, network_upper, len(by_network[_network(trial)]))
+                            promoted, network_score, network_upper, len(by_network[_network(trial)]), peers)
         study._storage.set_trial_system_attr(trial._trial_id, key, dataclasses.asdict(decision))
         self.last[trial.number] = decision
         return not promoted
 
-    def _score(self, curve: list[tuple[int, float]]) -> tuple[float, float, float, bool]:
+    def _own_curve_score(self, curve: list[tuple[int, float]]) -> tuple[float, float, float, bool]:
+        """The trial's own curve extrapolated with :data:`FORMS` (or its accuracy, with too few points)."""
         acc = float(curve[-1][1])
         if len(curve) < MIN_FIT_POINTS:
             return acc, acc, acc, False
@@ -178,6 +199,32 @@ class HalvingPruner(BasePruner):
         lo, hi = (float(v[0]) for v in fit.band(end, self.settings.level))
         low, high = sorted((lo, hi))
         return predicted, min(low, predicted), max(high, predicted, acc), True
+
+
+class _PeerScorer:
+    """Accuracy at a rung -> (predicted final accuracy, lower, upper), through the error ratios (end / rung)
+    of ``peers`` finished trials (:func:`scalelab.analysis.peers.predict_from_peers`)."""
+
+    def __init__(self, now: list[float], end: list[float], level: float) -> None:
+        self.now, self.end, self.level, self.peers = now, end, level, len(now)
+
+    def __call__(self, accuracy: float) -> tuple[float, float, float]:
+        from scalelab.analysis.peers import predict_from_peers
+
+        pred = predict_from_peers(max(1 - accuracy, 1e-4), self.now, self.end, self.level)
+        return 1 - pred.value, 1 - pred.upper, 1 - pred.lower
+
+
+def _peer_scorer(step: int, finished: list[FrozenTrial], level: float) -> _PeerScorer | None:
+    """Scores through the finished trials that passed ``step`` (None: fewer than the peers needed)."""
+    from scalelab.analysis.peers import MIN_PEERS
+
+    pairs = [(1 - t.intermediate_values[step], 1 - t.intermediate_values[t.last_step]) for t in finished
+             if t.last_step is not None and t.last_step > step and step in t.intermediate_values]
+    pairs = [(max(a, 1e-4), max(b, 1e-4)) for a, b in pairs]
+    if len(pairs) < MIN_PEERS:
+        return None
+    return _PeerScorer([a for a, _ in pairs], [b for _, b in pairs], level)
 
 
 def _network(trial: FrozenTrial) -> Any:
