@@ -153,3 +153,38 @@ def test_a_study_with_halving_records_and_summarises_its_decisions(learning_stud
 def test_halving_is_refused_for_a_sampled_search(tiny_study):
     with pytest.raises(SearchError, match="--halving applies to studies of listed networks"):
         build({**tiny_study, "kind": "baseline", "halving": {"enabled": True}})
+
+
+def test_replaying_halving_on_curves_whose_winner_is_clear_keeps_it_and_saves_epochs():
+    from scalelab.search.halving_replay import ReplayCurve, replay
+
+    rng = np.random.default_rng(0)
+    ceilings = [0.85, 0.6, 0.55, 0.5, 0.45, 0.4, 0.62, 0.58, 0.5]
+    curves = [ReplayCurve(f"net{i}", tuple(_curve(c, 0.35, 9, rng, 0.005))) for i, c in enumerate(ceilings)]
+    result = replay(curves, HalvingSettings(enabled=True), orders=20)
+    assert result.winner == "net0" and all(result.same_winner) and max(result.loss) == 0.0
+    assert len(result.trial_epochs) == 20 and np.median(result.trial_epochs) < result.full_trial_epochs == 81
+    assert "the same winner in 20 of 20 orders" in result.text()
+    with pytest.raises(SearchError, match="same number of epochs"):
+        replay([*curves, ReplayCurve("short", (0.3, 0.4))], HalvingSettings(enabled=True))
+
+
+def test_bench_halving_replays_a_committed_study_and_refuses_one_stopped_early(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from scalelab.cli import app
+
+    storage = tmp_path / "seed.sqlite"
+    shutil.copy(Path(__file__).resolve().parents[1] / "docs" / "results" / "seed-cpu.sqlite", storage)
+    run = CliRunner().invoke
+    ok = run(app, ["bench", "halving", "--storage", str(storage), "--study", "cifar10-grid-2x-cpu-full",
+                   "--orders", "10"])
+    assert ok.exit_code == 0, ok.output
+    assert "7 trials of 7 networks, 9 epochs each: 63 trial-epochs" in ok.output and "replayed in 10 orders" in ok.output
+    stopped = run(app, ["bench", "halving", "--storage", str(storage), "--study", "cifar10-grid-2x-cpu-halving"])
+    assert stopped.exit_code == 2 and "trained to the end" in stopped.output
+    missing = run(app, ["bench", "halving", "--storage", str(storage), "--study", "grid"])
+    assert missing.exit_code == 2 and "no study 'grid'" in missing.output

@@ -1,4 +1,4 @@
-"""`scalelab bench train`, `scalelab bench fit` and `scalelab bench curves`."""
+"""`scalelab bench train`, `bench fit`, `bench curves` and `bench halving`."""
 
 from __future__ import annotations
 
@@ -142,3 +142,43 @@ def bench_curves_command(
     Path(out).write_text(table.to_csv(index=False))
     n = table.groupby(["Domain", "Task"]).ngroups if not table.empty else 0
     typer.echo(f"wrote {len(table)} rows, {n} curves with at least two evaluations, to {out}")
+
+
+@bench_app.command("halving")
+def bench_halving_command(
+    storage: Annotated[str, typer.Option(help="Results storage (SQLite file or database URL).")],
+    study: Annotated[str, typer.Option(help="A study whose trials were all trained to the end (no --halving).")],
+    rate: Annotated[int, typer.Option(help="Halving rate: the best 1/rate go on at each rung.")] = 3,
+    min_epochs: Annotated[int, typer.Option(help="First rung, in epochs.")] = 1,
+    level: Annotated[float, typer.Option(help="Confidence of the interval that must fall short to stop a network.")] = 0.95,
+    orders: Annotated[int, typer.Option(min=1, help="Orders of the trials to replay: the study's own, then random ones.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the random orders.")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Successive halving replayed on a study trained in full: the trial-epochs it would have trained and
+    whether it would have kept the study's winner, over many orders of the trials."""
+    from scalelab.analysis.results import results_table
+    from scalelab.errors import ScalelabError
+    from scalelab.search.halving import HalvingSettings
+    from scalelab.search.halving_replay import ReplayCurve, replay
+
+    try:
+        settings = HalvingSettings(enabled=True, rate=rate, min_epochs=min_epochs, level=level)
+        table = results_table(storage)
+        rows = table[table["study"] == study]
+        if rows.empty:
+            names = ", ".join(sorted(table["study"].unique())) or "none"
+            raise ScalelabError(f"no study '{study}' in {storage}; its studies: {names}")
+        if (rows["status"] == "pruned").any():
+            raise ScalelabError(f"study '{study}' has trials stopped early; replaying halving needs every trial "
+                                "trained to the end")
+        curves = [ReplayCurve(r.model, tuple(p["val_acc"] for p in sorted(r.curve, key=lambda p: p["epoch"])))
+                  for r in rows[rows["status"] == "complete"].itertuples()]
+        result = replay(curves, settings, orders=orders, seed=seed)
+    except ScalelabError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    emit(dict(study=study, rate=rate, min_epochs=min_epochs, level=level, epochs=result.epochs,
+              trials=result.trials, networks=result.networks, winner=result.winner,
+              full_trial_epochs=result.full_trial_epochs, trial_epochs_per_order=list(result.trial_epochs),
+              same_winner_per_order=list(result.same_winner), accuracy_lost_per_order=list(result.loss)), as_json, f"{study}: " + result.text())
