@@ -1,6 +1,6 @@
 """Multi-fidelity for enumerated studies: asynchronous successive halving (as ASHA, Li et al. 2020) over
-the study's networks, with rungs in epochs and promotion judged on each network's *predicted converged*
-accuracy.
+the study's networks, with rungs in epochs and promotion judged on each network's *predicted* accuracy at
+the end of its budget.
 
 Rungs sit at ``min_epochs * rate**k`` epochs, below the trial's budget. A trial reaching a rung is scored
 by its predicted accuracy at the end of its budget, with its interval at ``level``: once
