@@ -60,12 +60,16 @@ _SMALL_DATA = Recipe(
 # (16-20 epochs) and the 64/256/256-wide layout (7 epochs): 88.4%, 87.8% and 87.6% test with the fast
 # recipe. Lookahead, identity init and shifted TTA together added 0.5 points after 4 epochs of fast_convnet
 # and 0.3 after 10.5 epochs of frontier_convnet (one seed each); lookahead alone added nothing at 4 epochs.
+# With pooling before BN (1.4x faster), 15 epochs: 89.35% test; alternating flips 89.64%; batches of 128 at
+# half the learning rate (as fast per image) 89.79% in 14 epochs, 89.88% at lr 0.3 (one seed each).
 _FRONTIER = Recipe(
     name="frontier",
-    summary=("the fast recipe plus Lookahead, identity-initialised convolutions, shifted flip test-time "
-             "augmentation and bfloat16 autocast (pass --no-amp on CPUs without AVX512-BF16 or AMX)"),
+    summary=("the fast recipe plus Lookahead, identity-initialised convolutions, alternating flips, shifted "
+             "flip test-time augmentation, batches of 128 and bfloat16 autocast (pass --no-amp on CPUs "
+             "without AVX512-BF16 or AMX)"),
     preset="frontier_convnet",
-    settings=MappingProxyType(dict(_FAST.settings, amp=True, lookahead=True, identity_init=True, tta_shift=1)),
+    settings=MappingProxyType(dict(_FAST.settings, amp=True, lookahead=True, identity_init=True, tta_shift=1,
+                                   alternate_flip=True, batch_size=128, lr=0.2)),
 )
 
 RECIPES: Mapping[str, Recipe] = MappingProxyType({r.name: r for r in (_FAST, _SMALL_DATA, _FRONTIER)})
