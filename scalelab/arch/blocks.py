@@ -148,7 +148,8 @@ def conv_pool_layer(c_in: int, c_out: int, *, kernel: int, stride: int, act: str
                     **_: float) -> nn.Module:
     """Plain layer that pools after convolving: conv, (2x2 max-pool when stride 2), BN, activation."""
     conv, bn, *rest = ConvBNAct(c_in, c_out, kernel, act=act, bn_eps=bn_eps)
-    return nn.Sequential(conv, nn.MaxPool2d(2, ceil_mode=True), bn, *rest) if stride == 2 else nn.Sequential(conv, bn, *rest)
+    pool = [nn.MaxPool2d(2, ceil_mode=True)] if stride == 2 else []
+    return nn.Sequential(conv, *pool, bn, *rest)
 
 
 def _expanded(c_in: int, ratio: float) -> int:
