@@ -72,7 +72,7 @@ _BASE_FLAGS = [
 _HALVING_FLAGS = [
     ("halving", bool, typer.Option("--halving/--no-halving",
                                    help="Successive halving over the networks: rungs at 1, 3, 9, ... epochs; a "
-                                        "network goes on while its predicted converged accuracy could be among "
+                                        "network goes on while its predicted accuracy at the end of its budget could be among "
                                         "the best third at its rung ([halving] in a study file)."),
      ("halving", "enabled")),
 ]

@@ -114,11 +114,10 @@ class Decision:
 
     @property
     def why(self) -> str:
-        if self.peers:
+        if self.extrapolated:
+            source = f"the curves of {self.peers} finished trials" if self.peers else "its own curve extrapolated"
             told = (f"predicted final accuracy {self.score:.1%} (interval {self.lower:.1%} to {self.upper:.1%}, "
-                    f"from the curves of {self.peers} finished trials)")
-        elif self.extrapolated:
-            told = f"predicted converged accuracy {self.score:.1%} (interval {self.lower:.1%} to {self.upper:.1%})"
+                    f"from {source})")
         else:
             told = f"validation accuracy {self.score:.1%}"
         if self.replicates > 1 and self.network_score is not None and self.network_upper is not None:
