@@ -197,6 +197,8 @@ STORAGE = [
     Case("results", r"zero.db is an empty file", env={"SCALELAB_STORAGE": "{w}/storages/zero.db"}),
     Case("results", r"cannot read storage URL", env={"SCALELAB_STORAGE": "postgresql://:@:x/"}),
     Case("results --storage {w}/storages/valid.db --csv {w}/missing/t.csv", r"does not exist"),
+    Case("bench halving --storage {w}/storages/valid.db --study x --rate 1", r"halving rate must be a whole number >= 2"),
+    Case("bench halving --storage {w}/storages/none.db --study x", r"no study storage at .*none.db"),
 ]
 
 RUNS = "--run-dir {case}/runs --device cpu"
