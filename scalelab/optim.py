@@ -28,6 +28,22 @@ class _Optimizer:
                 elif p.grad is not None:
                     p.grad.zero_()
 
+    def state_dict(self) -> dict:
+        """The per-parameter state, by position in the groups, and each group's settings."""
+        params = [p for g in self.param_groups for p in g["params"]]
+        return {"state": {i: dict(self.state[p]) for i, p in enumerate(params) if p in self.state},
+                "groups": [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]}
+
+    def load_state_dict(self, saved: dict) -> None:
+        """Restore :meth:`state_dict` onto an optimizer built over the same parameters."""
+        params = [p for g in self.param_groups for p in g["params"]]
+        if len(saved["groups"]) != len(self.param_groups) or max(saved["state"], default=-1) >= len(params):
+            raise ValueError("the saved optimizer state is for other parameters")
+        for group, settings in zip(self.param_groups, saved["groups"]):
+            group.update(settings)
+        self.state = {params[i]: {k: v.to(params[i].device, copy=True) if isinstance(v, Tensor) else v
+                                  for k, v in s.items()} for i, s in saved["state"].items()}
+
     def _with_grads(self, group: dict) -> tuple[list[Tensor], list[Tensor]]:
         params = [p for p in group["params"] if p.grad is not None]
         return params, [p.grad for p in params]

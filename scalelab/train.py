@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from scalelab import checkpoint as ckpt
 from scalelab import optim
 from scalelab.arch.build import build
 from scalelab.arch.spec import NetworkSpec
@@ -286,12 +288,16 @@ EpochCallback = Callable[[EpochRecord], None]
 
 def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig(), *,
           device: torch.device | str = "cpu", on_epoch: EpochCallback | None = None,
-          evaluate_test: bool = False, progress: bool = True) -> TrainResult:
+          evaluate_test: bool = False, progress: bool = True, checkpoint: str | Path | None = None,
+          on_resume: Callable[[list[EpochRecord]], None] | None = None) -> TrainResult:
     """Train ``spec`` on ``splits.train``, validating on ``splits.val`` after every epoch.
 
     ``on_epoch`` sees each validation point and may raise (an Optuna pruning signal, say) to stop the
     trial. A non-finite loss raises :class:`TrainingError`. The test split is evaluated only when
-    ``evaluate_test`` is set, once, at the end.
+    ``evaluate_test`` is set, once, at the end. ``checkpoint``: a file the whole training state is saved
+    to after every epoch (before ``on_epoch``); when it holds the state of this same training (network,
+    recipe, training images), training goes on from there, exactly as it would have without the stop,
+    after ``on_resume`` has seen the curve it brought back.
     """
     device = torch.device(device)
     started = time.perf_counter()
@@ -332,6 +338,14 @@ def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig()
     bar = _ProgressLine(spec.name, enabled=progress)
     train_s = 0.0
     flipped_first = (torch.rand(n, device=device, generator=generator) < 0.5) if config.alternate_flip else None
+    state = _TrainState(model, optimizer, averaged, slow, generator, result)
+    mark = ckpt.fingerprint(dataclasses.asdict(spec), dataclasses.asdict(config), n)
+    saved = ckpt.load(checkpoint, mark) if checkpoint is not None else None
+    if saved is not None:
+        train_s = state.restore(saved)
+        started -= result.curve[-1].wall_s if result.curve else 0.0  # walls go on from the saved training's
+        if on_resume is not None:
+            on_resume(list(result.curve))
     try:  # the progress line is ended however training stops (pruned, diverged, interrupted)
         while not budget.done(result.images_seen, train_s):
             model.train()
@@ -379,6 +393,8 @@ def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig()
                                                   tta=config.tta, shift=config.tta_shift),
                                  wall_s=time.perf_counter() - started)
             result.curve.append(record)
+            if checkpoint is not None:
+                ckpt.save(checkpoint, state.saved(train_s), mark)
             bar.epoch(record, train_s)
             if on_epoch is not None:
                 on_epoch(record)
@@ -508,6 +524,41 @@ def whiten_first_conv(model: nn.Module, images: Tensor, eps: float = 1e-2) -> nn
         conv.bias.zero_()
         conv.bias.requires_grad_(False)
     return conv
+
+
+class _TrainState:
+    """Everything a training carries from one epoch to the next, for :mod:`scalelab.checkpoint`."""
+
+    def __init__(self, model: nn.Module, optimizer: optim.SGD | optim.AdamW, averaged: _Average | None,
+                 slow: _Lookahead | None, generator: torch.Generator, result: TrainResult) -> None:
+        self.model, self.optimizer, self.averaged, self.slow = model, optimizer, averaged, slow
+        self.generator, self.result = generator, result
+
+    def saved(self, train_s: float) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "averaged": None if self.averaged is None else
+                (self.averaged.model.state_dict(), self.averaged.steps),
+                "slow": None if self.slow is None else ([s for s, _ in self.slow.pairs], self.slow.steps),
+                "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "curve": [dataclasses.asdict(r) for r in self.result.curve],
+                "images_seen": self.result.images_seen, "train_s": train_s}
+
+    @torch.no_grad()
+    def restore(self, saved: dict[str, Any]) -> float:
+        """Put a :meth:`saved` state back; returns the seconds of training it had taken."""
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        if self.averaged is not None:
+            self.averaged.model.load_state_dict(saved["averaged"][0])
+            self.averaged.steps = saved["averaged"][1]
+        if self.slow is not None:
+            torch._foreach_copy_([s for s, _ in self.slow.pairs], saved["slow"][0])
+            self.slow.steps = saved["slow"][1]
+        self.generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        self.result.curve = [EpochRecord(**r) for r in saved["curve"]]
+        self.result.images_seen = saved["images_seen"]
+        return saved["train_s"]
 
 
 class _Average:

@@ -73,3 +73,19 @@ def test_training_never_imports_the_compiler():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parent).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("make", [lambda g: optim.SGD(g, lr=0.1, momentum=0.9, nesterov=True),
+                                  lambda g: optim.AdamW(g, lr=0.01)], ids=["sgd", "adamw"])
+def test_state_dict_carries_the_steps_over_to_a_new_optimizer(make):
+    model = _model()
+    straight = make(_groups(model, 1e-3))
+    _train(model, straight, steps=5)  # ends with every parameter trainable, as a fresh model
+    copy = _model()
+    copy.load_state_dict(model.state_dict())
+    carried = make(_groups(copy, 1e-3))
+    carried.load_state_dict(straight.state_dict())
+    for a, b in zip(_train(model, straight), _train(copy, carried)):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="other parameters"):
+        make([dict(params=list(_model().parameters()))]).load_state_dict(straight.state_dict())

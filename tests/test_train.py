@@ -141,3 +141,49 @@ def test_efficientnet_block_trains_with_stochastic_depth(splits):
     cfg = dataclasses.replace(FAST, epochs=1, drop_path=0.2, dropout=0.1)
     result = train(spec, splits, cfg, progress=False)
     assert math.isfinite(result.curve[0].train_loss)
+
+
+class _Pause(Exception):
+    pass
+
+
+def _pause_after(epochs):
+    def on_epoch(record):
+        if round(record.epoch) == epochs:
+            raise _Pause
+    return on_epoch
+
+
+@pytest.mark.parametrize("cfg", [
+    dataclasses.replace(FAST, augment="affine", ema=0.9),
+    TrainConfig(epochs=3, batch_size=16, recipe="frontier", amp=False),  # lookahead, alternating flips, SGD
+], ids=["adam-ema", "sgd-lookahead"])
+def test_training_paused_at_a_checkpoint_goes_on_exactly(splits, tiny_spec, tmp_path, cfg):
+    straight = train(tiny_spec, splits, cfg, progress=False)
+    path = tmp_path / "t.pt"
+    with pytest.raises(_Pause):
+        train(tiny_spec, splits, cfg, progress=False, checkpoint=path, on_epoch=_pause_after(1))
+    resumed = train(tiny_spec, splits, cfg, progress=False, checkpoint=path)
+    assert [round(r.epoch) for r in resumed.curve] == [1, 2, 3]
+    assert [r.train_loss for r in resumed.curve] == [r.train_loss for r in straight.curve]
+    assert [r.val_acc for r in resumed.curve] == [r.val_acc for r in straight.curve]
+    assert resumed.images_seen == straight.images_seen
+
+
+def test_a_checkpoint_of_another_training_is_not_continued(splits, tiny_spec, tmp_path):
+    path = tmp_path / "t.pt"
+    with pytest.raises(_Pause):
+        train(tiny_spec, splits, FAST, progress=False, checkpoint=path, on_epoch=_pause_after(2))
+    other = train(tiny_spec, splits, dataclasses.replace(FAST, seed=1), progress=False, checkpoint=path)
+    assert [round(r.epoch) for r in other.curve] == [1, 2, 3]  # trained from the start
+    assert other.curve[0].train_loss == train(tiny_spec, splits, dataclasses.replace(FAST, seed=1),
+                                              progress=False).curve[0].train_loss
+
+
+def test_a_damaged_checkpoint_is_said_and_training_starts_over(splits, tiny_spec, tmp_path, capsys):
+    path = tmp_path / "t.pt"
+    path.write_bytes(b"not a checkpoint")
+    result = train(tiny_spec, splits, dataclasses.replace(FAST, epochs=1), progress=False, checkpoint=path)
+    assert len(result.curve) == 1
+    assert "could not be read" in capsys.readouterr().err
+    assert path.stat().st_size > 1000  # replaced by this training's own state
