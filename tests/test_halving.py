@@ -1,7 +1,9 @@
 """Successive halving over enumerated studies: rungs, decisions checked on simulated curves whose truth
 is known, and a real study that records every decision."""
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -150,6 +152,79 @@ def test_a_study_with_halving_records_and_summarises_its_decisions(learning_stud
     assert "Stopped early" in html and html.count("stopped by successive halving") == len(pruned)
 
 
+def _four_networks(learning_study, name, halving):
+    """Four small networks, four epochs of 250 images each: a compare study that runs in seconds."""
+    return {**learning_study, "kind": "compare", "study": name, "halving": halving, "train_fraction": 1 / 9,
+            "train": {**learning_study["train"], "epochs": 4.0, "max_images": None},
+            "search": {"models": ["baseline_convnet@16", "fast_convnet@16", "baseline_convnet@8", "fast_convnet@8"]}}
+
+
+def test_synchronous_halving_judges_every_network_at_each_rung_and_continues_the_best(learning_study):
+    url = f"sqlite:///{learning_study['run_dir']}/scalelab.db"
+    text = run_study(*build(_four_networks(learning_study, "sync", {"enabled": True, "rate": 2,
+                                                                   "synchronous": True}))).text()
+    run_study(*build(_four_networks(learning_study, "full", {"enabled": False})))
+    sync, full = (optuna.load_study(study_name=n, storage=url) for n in ("sync", "full"))
+    found = decisions(sync)
+    assert sorted(d.rung for d in found) == [1, 1, 1, 1, 2, 2]  # every network judged at rung 1, not only the last
+    assert all(d.reached == (4 if d.rung == 1 else 2) for d in found)
+    at_one = {d.trial: d.score for d in found if d.rung == 1}
+    best_two = sorted(at_one, key=at_one.get, reverse=True)[:2]
+    assert {d.trial for d in found if d.rung == 1 and d.promoted} >= set(best_two)
+    records = {r.number: r for r in study_records(sync)}
+    assert {r.status.value for r in records.values()} <= {"complete", "pruned"}  # none left waiting
+    (winner,) = [r for r in records.values() if r.status.value == "complete"]
+    assert [round(p.epoch) for p in winner.curve] == [1, 2, 3, 4]
+    # training that waited at two rungs and went on from its checkpoints ends exactly as training straight
+    straight = {r.spec.name: r for r in study_records(full)}[winner.spec.name]
+    assert [p.val_acc for p in winner.curve] == [p.val_acc for p in straight.curve]
+    assert winner.outcome.wall_s >= winner.curve[-1].wall_s  # the times of all three stretches, not the last one's
+    assert "(2x fewer)" in text  # 4 networks x 1 epoch + 2 x 1 + 1 x 2 = 8 of 16
+    assert not any((Path(learning_study["run_dir"]) / "checkpoints" / "sync").glob("*.pt"))
+
+
+def test_a_trial_interrupted_under_synchronous_halving_goes_on_from_its_last_epoch(learning_study, monkeypatch):
+    from scalelab.search import trial as trial_module
+
+    real_train, trained, interrupted = trial_module.train, [], []
+
+    def interrupted_at_epoch_3(*args, on_epoch, **kwargs):
+        def spy(epoch):
+            trained.append(round(epoch.epoch))
+            if round(epoch.epoch) == 3 and not interrupted:
+                interrupted.append(True)
+                raise KeyboardInterrupt
+            on_epoch(epoch)
+        return real_train(*args, on_epoch=spy, **kwargs)
+
+    monkeypatch.setattr(trial_module, "train", interrupted_at_epoch_3)
+    config, options = build(_four_networks(learning_study, "sync", {"enabled": True, "rate": 2, "synchronous": True}))
+    with pytest.raises(KeyboardInterrupt):
+        run_study(config, options)
+    assert trained[-1] == 3 and sorted(trained) == [1, 1, 1, 1, 2, 2, 3]
+    trained.clear()
+    run_study(config, options)
+    assert trained == [4]  # the retry went on from the state saved after epoch 3
+    monkeypatch.setattr(trial_module, "train", real_train)
+    run_study(*build(_four_networks(learning_study, "full", {"enabled": False})))
+    url = f"sqlite:///{learning_study['run_dir']}/scalelab.db"
+    (winner,) = [r for r in study_records(optuna.load_study(study_name="sync", storage=url))
+                 if r.status.value == "complete"]
+    straight = {r.spec.name: r for r in study_records(optuna.load_study(study_name="full", storage=url))}
+    assert [p.val_acc for p in winner.curve] == [p.val_acc for p in straight[winner.spec.name].curve]
+
+
+def test_synchronous_halving_keeps_checkpoints_where_every_worker_sees_them(monkeypatch, tmp_path):
+    from scalelab.search.halving import CHECKPOINT_ENV, checkpoint_dir
+
+    monkeypatch.delenv(CHECKPOINT_ENV, raising=False)
+    assert checkpoint_dir("sqlite:///runs/scalelab.db", "s") == Path("runs/checkpoints/s")
+    with pytest.raises(SearchError, match=f"set {CHECKPOINT_ENV}"):
+        checkpoint_dir("postgresql://host/db", "s")
+    monkeypatch.setenv(CHECKPOINT_ENV, str(tmp_path))
+    assert checkpoint_dir("postgresql://host/db", "s") == tmp_path / "s"
+
+
 def test_halving_is_refused_for_a_sampled_search(tiny_study):
     with pytest.raises(SearchError, match="--halving applies to studies of listed networks"):
         build({**tiny_study, "kind": "baseline", "halving": {"enabled": True}})
@@ -167,6 +242,10 @@ def test_replaying_halving_on_curves_whose_winner_is_clear_keeps_it_and_saves_ep
     assert "the same winner in 20 of 20 orders" in result.text()
     with pytest.raises(SearchError, match="same number of epochs"):
         replay([*curves, ReplayCurve("short", (0.3, 0.4))], HalvingSettings(enabled=True))
+    synchronous = replay(curves, HalvingSettings(enabled=True, synchronous=True), orders=20)
+    # every network to epoch 1, the best 3 of 9 to epoch 3, the best of those to 9: 9 + 3 x 2 + 1 x 6
+    assert synchronous.trial_epochs == (21,) and synchronous.same_winner == (True,)
+    assert "21, 3.86x fewer than in full" in synchronous.text()
 
 
 def test_bench_halving_replays_a_committed_study_and_refuses_one_stopped_early(tmp_path):
@@ -184,6 +263,12 @@ def test_bench_halving_replays_a_committed_study_and_refuses_one_stopped_early(t
                    "--orders", "10"])
     assert ok.exit_code == 0, ok.output
     assert "7 trials of 7 networks, 9 epochs each: 63 trial-epochs" in ok.output and "replayed in 10 orders" in ok.output
+    sync = run(app, ["bench", "halving", "--storage", str(storage), "--study", "cifar10-grid-2x-cpu-full", "--sync",
+                     "--json"])
+    assert sync.exit_code == 0, sync.output
+    replayed = json.loads(sync.output)
+    # the seed's grid on real CIFAR-10: synchronous halving keeps the winner with at least 3x fewer trial-epochs
+    assert replayed["same_winner_per_order"] == [True] and replayed["trial_epochs_per_order"][0] <= 63 / 3
     stopped = run(app, ["bench", "halving", "--storage", str(storage), "--study", "cifar10-grid-2x-cpu-halving"])
     assert stopped.exit_code == 2 and "trained to the end" in stopped.output
     missing = run(app, ["bench", "halving", "--storage", str(storage), "--study", "grid"])

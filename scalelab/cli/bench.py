@@ -153,6 +153,8 @@ def bench_halving_command(
     level: Annotated[float, typer.Option(help="Confidence of the interval that must fall short to stop a network.")] = 0.95,
     orders: Annotated[int, typer.Option(min=1, help="Orders of the trials to replay: the study's own, then random ones.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the random orders.")] = 0,
+    sync: Annotated[bool, typer.Option("--sync/--async", help="Synchronous halving (every network judged at each "
+                                                            "rung; one outcome, whatever the order).")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Successive halving replayed on a study trained in full: the trial-epochs it would have trained and
@@ -163,7 +165,7 @@ def bench_halving_command(
     from scalelab.search.halving_replay import ReplayCurve, replay
 
     try:
-        settings = HalvingSettings(enabled=True, rate=rate, min_epochs=min_epochs, level=level)
+        settings = HalvingSettings(enabled=True, rate=rate, min_epochs=min_epochs, level=level, synchronous=sync)
         table = results_table(storage)
         rows = table[table["study"] == study]
         if rows.empty:
@@ -178,7 +180,7 @@ def bench_halving_command(
     except ScalelabError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    emit(dict(study=study, rate=rate, min_epochs=min_epochs, level=level, epochs=result.epochs,
+    emit(dict(study=study, rate=rate, min_epochs=min_epochs, level=level, synchronous=sync, epochs=result.epochs,
               trials=result.trials, networks=result.networks, winner=result.winner,
               full_trial_epochs=result.full_trial_epochs, trial_epochs_per_order=list(result.trial_epochs),
               same_winner_per_order=list(result.same_winner), accuracy_lost_per_order=list(result.loss)), as_json, f"{study}: " + result.text())

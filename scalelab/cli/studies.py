@@ -75,6 +75,11 @@ _HALVING_FLAGS = [
                                         "network goes on while its predicted accuracy at the end of its budget could be among "
                                         "the best third at its rung ([halving] in a study file)."),
      ("halving", "enabled")),
+    ("halving_sync", bool, typer.Option("--halving-sync/--halving-async",
+                                        help="Synchronous halving: every network trains to a rung and waits there (its "
+                                             "training state saved) until all have, so the first networks are "
+                                             "judged too ([halving] synchronous = true)."),
+     ("halving", "synchronous")),
 ]
 # Compound coefficients for `scale` and `sweep`.
 _COEFF_FLAGS = [

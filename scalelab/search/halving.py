@@ -16,6 +16,12 @@ rung (its own included), or while fewer than ``rate`` networks have reached it, 
 stopped only when even its optimistic prediction falls short, and one unlucky seed does not stop a
 network whose other seeds lead (nor one lucky seed carry a network whose others trail).
 
+Asynchronous halving promotes the first ``rate`` networks at every rung unjudged, so with one worker they
+train to the end whatever they score. Synchronous halving (``synchronous``) judges every network: a trial
+reaching a rung saves its training state (:mod:`scalelab.checkpoint`) and waits in the queue; once no
+trial trains, :func:`judge_rung` judges the rung (the same scores and rule, every network present) and
+the promoted trials go on from their checkpoints, exactly as if they had not stopped.
+
 Every decision (rung, score, interval, threshold, how many networks reached the rung, promoted or stopped)
 is kept in the trial's system attributes (``halving:<epochs>``): :func:`decisions` reads them back for
 the summary and the report.
@@ -25,7 +31,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,12 +42,16 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from scalelab.errors import SearchError
-from scalelab.search.kinds.enumerated import POINT_ATTR
+from scalelab.search.kinds.enumerated import POINT_ATTR, REPLICATE_ATTR
 from scalelab.search.record import Status, TrialRecord
 
 MIN_FIT_POINTS = 4
 """Evaluations a curve needs before it is extrapolated (the fitter holds a stretch of it out)."""
 ATTR_PREFIX = "halving:"
+PAUSED_ATTR = "halving_waits_at"
+"""User attribute of a trial waiting at a rung of synchronous halving (Optuna state WAITING, but not to be
+taken by a worker): the rung, in epochs; None once the rung is judged and the trial promoted."""
+CHECKPOINT_ENV = "SCALELAB_CHECKPOINT_DIR"
 FORMS = ("pow3",)
 """The curve form a network's own learning curve is extrapolated with. On this project's real curves
 (27 CIFAR-10 curves of 9 epochs: fitted on the first 5, predicting epoch 9) the power law E + A x^-a
@@ -51,12 +63,14 @@ missed the final accuracy by 2.4 points on average with its 95% interval holding
 class HalvingSettings:
     """``[halving]`` of a study file: ``enabled`` turns successive halving on for an enumerated study;
     ``rate`` is the reduction factor (the best 1/rate go on at each rung); ``min_epochs`` the first rung;
-    ``level`` the confidence of the interval that must fall short of the threshold to stop a network."""
+    ``level`` the confidence of the interval that must fall short of the threshold to stop a network;
+    ``synchronous``: every network waits at a rung (its training state saved) until all have reached it."""
 
     enabled: bool = False
     rate: int = 3
     min_epochs: int = 1
     level: float = 0.95
+    synchronous: bool = False
 
     def __post_init__(self) -> None:
         if self.rate < 2:
@@ -144,8 +158,8 @@ class HalvingPruner(BasePruner):
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         step = trial.last_step
-        if step is None or step not in self.rungs:
-            return False
+        if step is None or step not in self.rungs or self.settings.synchronous:
+            return False  # synchronous halving judges a whole rung at once: judge_waiting()
         curve = sorted(trial.intermediate_values.items())
         key = f"{ATTR_PREFIX}{step}"
         judged = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
@@ -155,7 +169,7 @@ class HalvingPruner(BasePruner):
         if by_peers is not None:
             (score, lower, upper), peers, extrapolated = by_peers(curve[-1][1]), by_peers.peers, True
         else:
-            score, lower, upper, extrapolated = self._own_curve_score(curve)
+            score, lower, upper, extrapolated = _own_curve_score(curve, self.budget_epochs, self.settings.level)
         by_network: dict[Any, list[tuple[float, float]]] = {_network(trial): [(score, upper)]}
         for t in judged:
             if t.number != trial.number and key in t.system_attrs:
@@ -178,26 +192,111 @@ class HalvingPruner(BasePruner):
         self.last[trial.number] = decision
         return not promoted
 
-    def _own_curve_score(self, curve: list[tuple[int, float]]) -> tuple[float, float, float, bool]:
-        """The trial's own curve extrapolated with :data:`FORMS` (or its accuracy, with too few points)."""
-        acc = float(curve[-1][1])
-        if len(curve) < MIN_FIT_POINTS:
-            return acc, acc, acc, False
-        from scalelab.analysis.fit import FitError
-        from scalelab.analysis.fit_select import select_form
+    def judge_waiting(self, study: optuna.Study, checkpoints: Path | None) -> list[Decision]:
+        """Synchronous halving: judge the lowest rung at which trials wait (see :func:`judge_rung`)."""
+        return judge_rung(study, self.settings, self.budget_epochs, checkpoints)
 
-        epochs = np.array([s for s, _ in curve], dtype=float)
-        values = np.clip(np.array([v for _, v in curve], dtype=float), 1e-4, 1 - 1e-4)
+
+def _own_curve_score(curve: list[tuple[int, float]], budget_epochs: float,
+                     level: float) -> tuple[float, float, float, bool]:
+    """A trial's own curve extrapolated with :data:`FORMS` to ``budget_epochs`` (or its accuracy, with
+    too few points): score, lower, upper, and whether it was extrapolated."""
+    acc = float(curve[-1][1])
+    if len(curve) < MIN_FIT_POINTS:
+        return acc, acc, acc, False
+    from scalelab.analysis.fit import FitError
+    from scalelab.analysis.fit_select import select_form
+
+    epochs = np.array([s for s, _ in curve], dtype=float)
+    values = np.clip(np.array([v for _, v in curve], dtype=float), 1e-4, 1 - 1e-4)
+    try:
+        fit, _ = select_form(epochs, values, FORMS, metric="accuracy", horizon=budget_epochs, level=level,
+                             n_bootstrap=100)
+    except FitError:
+        return acc, acc, acc, False
+    end = np.array([budget_epochs])
+    predicted = float(fit.predict(end)[0])
+    lo, hi = (float(v[0]) for v in fit.band(end, level))
+    low, high = sorted((lo, hi))
+    return predicted, min(low, predicted), max(high, predicted, acc), True
+
+
+def judge_rung(study: optuna.Study, settings: HalvingSettings, budget_epochs: float,
+               checkpoints: Path | None = None) -> list[Decision]:
+    """Synchronous halving: once no trial is training, the trials waiting at the lowest rung are judged
+    against every network that reached it (the best ``1/rate`` networks, by mean score over replicates,
+    and any whose upper end reaches the lowest of theirs, go on). A promoted trial is released to be
+    continued from its checkpoint; a stopped one ends pruned, its record saying why and its checkpoint
+    (in ``checkpoints``) deleted. Returns the decisions (none when nothing waits). Safe to run from two
+    workers at once: both reach the same decisions."""
+    from scalelab.checkpoint import remove
+    from scalelab.search.record import Status, read_record, write_record
+
+    trials = study.get_trials(deepcopy=False)
+    waiting = [t for t in trials if t.state == TrialState.WAITING and t.user_attrs.get(PAUSED_ATTR) is not None]
+    if not waiting:
+        return []
+    rung = min(t.user_attrs[PAUSED_ATTR] for t in waiting)
+    reached = [t for t in trials if rung in t.intermediate_values and t.state != TrialState.FAIL]
+    finished = [t for t in trials if t.state == TrialState.COMPLETE]
+    by_peers = _peer_scorer(rung, finished, settings.level)
+    scored: dict[int, tuple[float, float, float, bool]] = {}
+    for t in reached:
+        if by_peers is not None:
+            scored[t.number] = (*by_peers(t.intermediate_values[rung]), True)
+        else:
+            curve = sorted((k, v) for k, v in t.intermediate_values.items() if k <= rung)
+            scored[t.number] = _own_curve_score(curve, budget_epochs, settings.level)
+    by_network: dict[Any, list[tuple[float, float]]] = {}
+    for t in reached:
+        by_network.setdefault(_network(t), []).append((scored[t.number][0], scored[t.number][2]))
+    means = {n: (float(np.mean([s for s, _ in v])), float(np.mean([u for _, u in v]))) for n, v in by_network.items()}
+    scores = sorted((m for m, _ in means.values()), reverse=True)
+    threshold = scores[math.ceil(len(scores) / settings.rate) - 1]
+    storage = study._storage
+    out = []
+    for t in waiting:
+        if t.user_attrs[PAUSED_ATTR] != rung:
+            continue
+        score, lower, upper, extrapolated = scored[t.number]
+        network_score, network_upper = means[_network(t)]
+        decision = Decision(t.number, rung, score, lower, upper, extrapolated, threshold, len(scores),
+                            settings.rate, network_upper >= threshold, network_score, network_upper,
+                            len(by_network[_network(t)]), by_peers.peers if by_peers is not None else 0)
         try:
-            fit, _ = select_form(epochs, values, FORMS, metric="accuracy", horizon=self.budget_epochs,
-                                 level=self.settings.level, n_bootstrap=100)
-        except FitError:
-            return acc, acc, acc, False
-        end = np.array([self.budget_epochs])
-        predicted = float(fit.predict(end)[0])
-        lo, hi = (float(v[0]) for v in fit.band(end, self.settings.level))
-        low, high = sorted((lo, hi))
-        return predicted, min(low, predicted), max(high, predicted, acc), True
+            storage.set_trial_system_attr(t._trial_id, f"{ATTR_PREFIX}{rung}", dataclasses.asdict(decision))
+            if decision.promoted:
+                storage.set_trial_user_attr(t._trial_id, PAUSED_ATTR, None)
+            else:
+                record = read_record(t)
+                if record is not None:
+                    write_record(storage, t._trial_id, dataclasses.replace(
+                        record, status=Status.PRUNED, reason=f"stopped by successive halving: {decision.why}"))
+                storage.set_trial_state_values(t._trial_id, TrialState.PRUNED)
+                if checkpoints is not None:
+                    remove(checkpoint_path(checkpoints, t))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another worker judged it a moment ago, the same way
+        out.append(decision)
+    return out
+
+
+def checkpoint_dir(url: str, study_name: str) -> Path:
+    """Where synchronous halving keeps the training state of waiting trials: ``$SCALELAB_CHECKPOINT_DIR``
+    (a folder every worker of the study sees) if set, else a ``checkpoints`` folder beside a SQLite storage."""
+    root = os.environ.get(CHECKPOINT_ENV)
+    if root is None:
+        if not url.startswith("sqlite:///"):
+            raise SearchError(f"synchronous halving keeps the training state of waiting trials in files; set "
+                              f"{CHECKPOINT_ENV} to a folder every worker sees (the storage is not a SQLite file)")
+        root = str(Path(url[len("sqlite:///"):]).parent / "checkpoints")
+    return Path(root) / study_name
+
+
+def checkpoint_path(directory: Path, trial: FrozenTrial | optuna.Trial) -> Path:
+    """One file per network and replicate, so a trial retried after a failure goes on from it too."""
+    point = trial.user_attrs.get(POINT_ATTR)
+    return directory / f"point{point}-replicate{trial.user_attrs.get(REPLICATE_ATTR, 0)}.pt"
 
 
 class _PeerScorer:

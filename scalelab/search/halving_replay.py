@@ -6,7 +6,9 @@ in-memory study, in the study's trial order and then in random orders (asynchron
 which networks reach a rung first); a trial the pruner stops stops there. Counted per order: the
 trial-epochs trained, whether the winner is the full study's (the network with the highest mean final
 validation accuracy over its trials), and what picking it lost: the full study's best mean final accuracy
-minus the replay winner's (0 where they are the same network; small where networks tie).
+minus the replay winner's (0 where they are the same network; small where networks tie). Synchronous
+halving judges every network at each rung whatever the order: it is replayed once, through
+:func:`~scalelab.search.halving.judge_rung` itself.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from scalelab.errors import SearchError
-from scalelab.search.halving import HalvingPruner, HalvingSettings
+from scalelab.search.halving import PAUSED_ATTR, HalvingPruner, HalvingSettings, judge_rung
 from scalelab.search.kinds.enumerated import POINT_ATTR
 
 
@@ -51,6 +53,15 @@ class Replay:
         used = self.trial_epochs
         median = statistics.median(used)
         rungs = ", ".join(map(str, self.settings.rungs(self.epochs))) or "none"
+        if self.settings.synchronous:
+            return "\n".join([
+                f"{self.trials} trials of {self.networks} networks, {self.epochs} epochs each: "
+                f"{self.full_trial_epochs} trial-epochs trained in full; winner {self.winner}",
+                f"synchronous successive halving (rate {self.settings.rate}, rungs at epoch {rungs}, level "
+                f"{self.settings.level:g}), the same in every order:",
+                f"  trial-epochs: {used[0]}, {self.full_trial_epochs / used[0]:.2f}x fewer than in full",
+                f"  {'the same winner' if self.same_winner[0] else 'another winner'}; the winner halving kept was "
+                f"{100 * self.loss[0]:.2f} points of final validation accuracy below the full study's best"])
         return "\n".join([
             f"{self.trials} trials of {self.networks} networks, {self.epochs} epochs each: {self.full_trial_epochs} "
             f"trial-epochs trained in full; winner {self.winner}",
@@ -78,10 +89,12 @@ def replay(curves: list[ReplayCurve], settings: HalvingSettings, orders: int = 2
     winner = max(finals, key=lambda n: (finals[n], n))
     rng = np.random.default_rng(seed)
     sequences = [list(range(len(curves)))] + [list(rng.permutation(len(curves))) for _ in range(orders - 1)]
+    if settings.synchronous:
+        sequences = sequences[:1]
     used, same, loss = [], [], []
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for sequence in sequences:
-        trained = _one_order(curves, sequence, settings, epochs, networks)
+        trained = (_synchronous if settings.synchronous else _one_order)(curves, sequence, settings, epochs, networks)
         used.append(sum(trained.values()))
         kept = _finals(curves, trained)
         picked = max(kept, key=lambda n: (kept[n], n))
@@ -106,6 +119,36 @@ def _one_order(curves: list[ReplayCurve], sequence: list[int], settings: Halving
         else:
             study.tell(trial, curves[i].accuracies[-1])
         trained[i] = step
+    return trained
+
+
+def _synchronous(curves: list[ReplayCurve], sequence: list[int], settings: HalvingSettings, epochs: int,
+                 networks: list[str]) -> dict[int, int]:
+    """Epochs each trial trains under synchronous halving: all go to a rung and wait, the rung is judged,
+    the promoted go on to the next."""
+    study = optuna.create_study(direction="maximize")
+    storage = study._storage
+    trials = {}
+    for i in sequence:
+        trial = study.ask()
+        trial.set_user_attr(POINT_ATTR, networks.index(curves[i].network))
+        trials[i] = trial
+    trained = dict.fromkeys(sequence, 0)
+    going = list(sequence)
+    for mark in [*settings.rungs(epochs), epochs]:
+        for i in going:
+            for step in range(trained[i] + 1, mark + 1):
+                trials[i].report(curves[i].accuracies[step - 1], step)
+            trained[i] = mark
+            if mark < epochs:
+                storage.set_trial_user_attr(trials[i]._trial_id, PAUSED_ATTR, mark)
+                storage.set_trial_state_values(trials[i]._trial_id, TrialState.WAITING)
+        if mark == epochs:
+            break
+        promoted = {d.trial for d in judge_rung(study, settings, epochs) if d.promoted}
+        going = [i for i in going if trials[i].number in promoted]
+        for i in going:
+            storage.set_trial_state_values(trials[i]._trial_id, TrialState.RUNNING)
     return trained
 
 

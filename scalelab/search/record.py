@@ -37,14 +37,15 @@ SCHEMA = 2
 
 
 class Status(str, Enum):
-    """How a trial ended. Optuna's own state is coarser: every status but ``complete`` and ``failed`` is
-    PRUNED there (the trial stopped early and must not be retried)."""
+    """How a trial ended. Optuna's own state is coarser: every status but ``complete``, ``failed`` and
+    ``paused`` is PRUNED there (the trial stopped early and must not be retried)."""
 
     COMPLETE = "complete"    # trained to the end of its budget
     PRUNED = "pruned"        # stopped by the pruner below the median of earlier trials
     DIVERGED = "diverged"    # the loss became NaN or infinite
     OVER_CAP = "over_cap"    # over a hard FLOPs or memory cap: never trained
     FAILED = "failed"        # an error, or an interruption; the trial is queued again
+    PAUSED = "paused"        # waiting at a rung of synchronous halving (Optuna: WAITING, held back)
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,12 @@ from scalelab.device import pick_device, threads_per_worker
 from scalelab.errors import ScalelabError, SearchError
 from scalelab.search.budget import parse_budget
 from scalelab.search.config import StudyConfig
+from scalelab.search.halving import PAUSED_ATTR, HalvingPruner
 from scalelab.search.record import read_record
 from scalelab.search.retry import TRANSIENT, with_retry
 from scalelab.search.storage import MAX_RETRY, open_storage
 from scalelab.search.study import LIVE, load, point_of, read_config, replicate_of
-from scalelab.search.trial import Objective, StorageLost
+from scalelab.search.trial import Objective, StorageLost, TrialPaused
 from scalelab.signals import SignalStop
 from scalelab.units import si
 
@@ -151,7 +152,7 @@ class _Worker:
                 continue
             if with_retry(lambda: self._count((TrialState.RUNNING,)), within_s=STORAGE_OUTAGE_S):
                 time.sleep(min(5.0, self.config.heartbeat_s))
-            else:
+            elif not with_retry(self._judge_waiting, within_s=STORAGE_OUTAGE_S):
                 return ran
 
     def _step(self) -> optuna.Trial | None:
@@ -180,6 +181,8 @@ class _Worker:
         """Claim a queued trial. Its heartbeat is recorded before the claim, so a worker dying right after
         claiming still leaves a heartbeat that goes stale (a trial without one is never judged stale)."""
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            if frozen.user_attrs.get(PAUSED_ATTR) is not None:
+                continue  # waits until its rung is judged
             trial_id = self._id(frozen.number)
             self.storage.record_heartbeat(trial_id)
             try:
@@ -217,6 +220,8 @@ class _Worker:
                     return
                 except optuna.TrialPruned:
                     with_retry(lambda: self.study.tell(trial, state=TrialState.PRUNED), within_s=within)
+                except TrialPaused as paused:
+                    with_retry(lambda: self._wait(trial_id, paused.rung), within_s=within)
                 except KeyboardInterrupt:  # further signals are ignored (SignalStop) while requeueing
                     self._fail(trial, trial_id, within)
                     raise
@@ -232,6 +237,23 @@ class _Worker:
                       f"{3 * self.config.heartbeat_s} s) and queued it again; this result is dropped")
             return
         self._report(with_retry(lambda: self.storage.get_trial(trial_id), within_s=STORAGE_OUTAGE_S))
+
+    def _wait(self, trial_id: int, rung: int) -> None:
+        """Put a paused trial back in the queue, marked so that no worker takes it before its rung is judged."""
+        self.storage.set_trial_user_attr(trial_id, PAUSED_ATTR, rung)
+        self.storage.set_trial_state_values(trial_id, TrialState.WAITING)
+
+    def _judge_waiting(self) -> bool:
+        """Synchronous halving, once no trial trains: judge the trials waiting at a rung; whether any were."""
+        pruner = self.study.pruner
+        if not isinstance(pruner, HalvingPruner) or self.budget_told:
+            return False
+        found = pruner.judge_waiting(self.study, self.objective.checkpoints)
+        if found:
+            go = [d.trial for d in found if d.promoted]
+            self._say(f"halving at epoch {found[0].rung}: {len(found)} network(s) judged, {len(go)} go on"
+                      + (f" (trials {', '.join(map(str, go))})" if go else ""))
+        return bool(found)
 
     def _release_claim(self) -> None:
         """An interrupt between claiming a trial and training it (or after, before it was told) leaves it

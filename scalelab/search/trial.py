@@ -9,6 +9,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 import optuna
@@ -18,16 +19,17 @@ from optuna.storages import BaseStorage
 from scalelab.arch.build import build
 from scalelab.arch.spec import NetworkSpec
 from scalelab.cost import measure_latency
+from scalelab import checkpoint as ckpt
 from scalelab.cost_cache import cached_cost
 from scalelab.data import Splits, load_dataset, split_validation
 from scalelab.errors import TrainingError
 from scalelab.search import overhead
 from scalelab.search.config import StudyConfig
-from scalelab.search.halving import HalvingPruner
+from scalelab.search.halving import ATTR_PREFIX, HalvingPruner, checkpoint_dir, checkpoint_path
 from scalelab.search.kinds import Values
 from scalelab.search.kinds.enumerated import NOT_NEEDED_ATTR, REPLICATE_ATTR, SETTLED_ATTR
-from scalelab.search.record import (Outcome, Point, Provenance, Status, TrialCost, TrialRecord, study_records,
-                                    write_record)
+from scalelab.search.record import (Outcome, Point, Provenance, Status, TrialCost, TrialRecord, read_record,
+                                    study_records, write_record)
 from scalelab.search.retry import TRANSIENT, with_retry
 from scalelab.search.study import read_plan
 from scalelab.train import EpochRecord, train
@@ -42,6 +44,15 @@ class TrialFailed(Exception):
 
 class TrialStopped(optuna.TrialPruned):
     """The trial ended early (pruned, diverged or over a cap); its record is written."""
+
+
+class TrialPaused(Exception):
+    """The trial waits at a rung of synchronous halving, its record written and its training state
+    saved: the worker puts it back in the queue, held there until the rung is judged."""
+
+    def __init__(self, rung: int) -> None:
+        super().__init__(f"waiting at epoch {rung}")
+        self.rung = rung
 
 
 class StorageLost(Exception):
@@ -61,7 +72,12 @@ class Objective:
         self.study_id = storage.get_study_id_from_name(study.study_name)
         self.kind = config.study_kind
         self.plan = read_plan(study)
-        self.prunes = not isinstance(self.kind.pruner(config), optuna.pruners.NopPruner)
+        pruner = self.kind.pruner(config)
+        self.prunes = not isinstance(pruner, optuna.pruners.NopPruner)
+        self.rungs = pruner.rungs if isinstance(pruner, HalvingPruner) and pruner.settings.synchronous else None
+        """Synchronous halving's rungs, where a trial waits for the others; None otherwise."""
+        self.checkpoints = None if self.rungs is None else checkpoint_dir(getattr(storage, "url", ""),
+                                                                          study.study_name)
 
     @classmethod
     def for_study(cls, study: optuna.Study, storage: BaseStorage, config: StudyConfig, device: torch.device,
@@ -84,8 +100,9 @@ class Objective:
         recipe = dataclasses.replace(self.config.train, seed=self.config.train.seed + replicate)
         trial_id = with_retry(lambda: self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number),
                               within_s=RECORD_RETRY_S)
+        checkpoint = None if self.checkpoints is None else checkpoint_path(self.checkpoints, trial)
         record = _Recorder(self.storage, trial_id, trial, self.config, spec, c, point, str(self.device), started,
-                           before, replicate, recipe.seed)
+                           before, replicate, recipe.seed, checkpoint)
         if over is not None:
             record.stop(Status.OVER_CAP, over)
         if self.config.settle_after and replicate >= self.config.settle_after:
@@ -98,10 +115,11 @@ class Objective:
         try:
             result = train(spec, self.splits, recipe, device=self.device,
                            on_epoch=lambda r: self._on_epoch(trial, record, r),
-                           evaluate_test=self.config.evaluate_test, progress=self.progress)
+                           evaluate_test=self.config.evaluate_test, progress=self.progress, checkpoint=checkpoint,
+                           on_resume=lambda curve: self._on_resume(trial, record, curve))
         except TrainingError as exc:
             record.stop(Status.DIVERGED, str(exc))
-        except (TrialStopped, StorageLost, *TRANSIENT):
+        except (TrialStopped, TrialPaused, StorageLost, *TRANSIENT):
             raise  # a storage still failing after retries: the trial is left to be judged dead and re-run
         except BaseException as exc:  # an error or an interruption: recorded, then queued again by the worker
             record.end(Status.FAILED, reason=f"{type(exc).__name__}: {exc}".strip(": "))
@@ -122,6 +140,24 @@ class Objective:
         self.storage.set_trial_user_attr(trial_id, NOT_NEEDED_ATTR, True)
         self.storage.set_study_user_attr(self.study_id, SETTLED_ATTR, why)
 
+    def _on_resume(self, trial: optuna.Trial, record: _Recorder, curve: list[EpochRecord]) -> None:
+        """Training went on from a checkpoint: its curve so far is the trial's (a retried copy reports it
+        again), and the time its earlier stretch took is added to this one's. A trial whose state was saved
+        at a rung not yet judged for it waits there first."""
+        record.curve = list(curve)
+        known = self.storage.get_trial(record.trial_id)
+        for step, point in enumerate(curve, 1):
+            if step not in known.intermediate_values:
+                value = self.kind.values(self.config, self.plan, point.val_acc, record.cost)
+                if not isinstance(value, tuple):
+                    with_retry(lambda: trial.report(value, step), within_s=RECORD_RETRY_S)
+        earlier = read_record(known)
+        if earlier is not None and earlier.status is Status.PAUSED:
+            record.earlier = earlier.outcome
+        rung = len(curve)
+        if self.rungs is not None and rung in self.rungs and f"{ATTR_PREFIX}{rung}" not in known.system_attrs:
+            record.pause(rung)  # stopped (a crash) between saving its state at a rung and waiting there
+
     def _on_epoch(self, trial: optuna.Trial, record: _Recorder, epoch: EpochRecord) -> None:
         self.check_alive()
         record.curve.append(epoch)
@@ -130,6 +166,8 @@ class Objective:
             return
         with_retry(lambda: trial.report(value, len(record.curve)), within_s=RECORD_RETRY_S)
         budget = self.config.train.image_budget(len(self.splits.train[1]))
+        if self.rungs is not None and len(record.curve) in self.rungs and epoch.images_seen < budget:
+            record.pause(len(record.curve))
         if (self.prunes and epoch.images_seen < budget  # the last epoch ends the trial anyway
                 and with_retry(trial.should_prune, within_s=RECORD_RETRY_S)):
             pruner = trial.study.pruner
@@ -144,13 +182,16 @@ class _Recorder:
 
     def __init__(self, storage: BaseStorage, trial_id: int, trial: optuna.Trial, config: StudyConfig,
                  spec: NetworkSpec, c: TrialCost, point: Point | None, device: str, started: float,
-                 before: float, replicate: int, seed: int) -> None:
+                 before: float, replicate: int, seed: int, checkpoint: Path | None = None) -> None:
         self.storage, self.trial_id, self.replicate, self.seed = storage, trial_id, replicate, seed
         self.trial, self.config, self.spec, self.cost, self.point = trial, config, spec, c, point
         self.device, self.started, self.before = device, started, before
         self.training_began: float | None = None
         self.training_ended: float | None = None
         self.curve: list[EpochRecord] = []
+        self.checkpoint = checkpoint
+        self.earlier: Outcome | None = None
+        """The outcome recorded when this trial last waited at a rung (its times are added to this stretch's)."""
 
     def end(self, status: Status, outcome: Outcome | None = None, reason: str | None = None) -> None:
         outcome = outcome or Outcome(val_acc=self.curve[-1].val_acc if self.curve else None,
@@ -159,14 +200,24 @@ class _Recorder:
         began = self.training_began if self.training_began is not None else now
         train_s = (self.training_ended or now) - began  # a trial stopped inside training ends it now
         wall_s = now - self.started
-        outcome = Outcome(**{**vars(outcome), "wall_s": wall_s, "train_s": train_s,
-                             "overhead_s": self.before + wall_s - train_s})
+        overhead_s = self.before + wall_s - train_s
+        if self.earlier is not None:
+            wall_s, train_s = wall_s + (self.earlier.wall_s or 0.0), train_s + (self.earlier.train_s or 0.0)
+            overhead_s += self.earlier.overhead_s or 0.0
+        outcome = Outcome(**{**vars(outcome), "wall_s": wall_s, "train_s": train_s, "overhead_s": overhead_s})
         record = TrialRecord(study=self.trial.study.study_name, number=self.trial.number, kind=self.config.kind,
                              dataset=self.config.dataset, spec=self.spec, cost=self.cost, status=status,
                              provenance=Provenance.here(self.device, self.seed), point=self.point,
                              curve=tuple(self.curve), outcome=outcome, reason=reason, replicate=self.replicate)
         with_retry(lambda: write_record(self.storage, self.trial_id, record), within_s=RECORD_RETRY_S)
         overhead.trial_written()
+        if self.checkpoint is not None and status not in (Status.PAUSED, Status.FAILED):
+            ckpt.remove(self.checkpoint)  # ended for good; a failed trial's retry goes on from it
+
+    def pause(self, rung: int) -> NoReturn:
+        self.end(Status.PAUSED, reason=f"waiting at epoch {rung} until every network has reached it "
+                                       "(synchronous successive halving)")
+        raise TrialPaused(rung)
 
     def stop(self, status: Status, reason: str) -> NoReturn:
         self.end(status, reason=reason)

@@ -203,7 +203,7 @@ class Grid(EnumeratedKind):
             lines.append(f"{c['alpha']:>6g} {c['beta']:>6g} {c['gamma']:>6g} {c['predicted_ratio']:>11.3f} "
                          f"{c['measured_ratio']:>10.3f}  {status:<10} {acc}")
         statuses = [c["status"] for c in plan.facts["candidates"]]
-        stopped = sum(r.status is not Status.COMPLETE and r.status is not Status.FAILED for r in records)
+        stopped = sum(r.status not in (Status.COMPLETE, Status.FAILED, Status.PAUSED) for r in records)
         done = [r for r in records if r.finished]
         saved = dict(off_target=statuses.count("off-target"), duplicates=statuses.count("duplicate"),
                      stopped_early=stopped)
@@ -217,7 +217,7 @@ class Grid(EnumeratedKind):
             saved["not_needed"] = skipped
             lines.append(f"Seeds past the first {config.settle_after} not needed: {settled}; {skipped} queued "
                          "replicate(s) not trained")
-        ended = {r.number for r in records if r.status is not Status.FAILED}
+        ended = {r.number for r in records if r.status not in (Status.FAILED, Status.PAUSED)}
         if len(ended) < len(plan.networks):
             lines.append(f"{len(plan.networks) - len(ended)} of {len(plan.networks)} grid networks not finished; "
                          "re-run to resume")
