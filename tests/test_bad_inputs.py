@@ -275,6 +275,8 @@ STUDY = [
          files={"s8c.toml": GOOD_STUDY + "[halving]\nenabled = true\nrate = 1\n"}),
     Case("run {case}/s8d.toml", r"\[halving\]: unknown setting\(s\) eta",
          files={"s8d.toml": GOOD_STUDY + "[halving]\neta = 3\n"}),
+    Case("run {case}/s8e.toml", r"\[halving\]: synchronous halving needs halving itself on: add --halving",
+         files={"s8e.toml": GOOD_STUDY + "[halving]\nsynchronous = true\n"}),
     Case("run {case}/s9.toml", r"study kind must be one of", files={"s9.toml": GOOD_STUDY.replace('"grid"', '"gird"')}),
     Case("run {case}/s10.toml", r"seeds: expected a whole number, got 2.5",
          files={"s10.toml": GOOD_STUDY.replace('dataset =', 'seeds = 2.5\ndataset =')}),

@@ -117,6 +117,9 @@ def test_halving_is_expected_to_train_a_share_of_every_networks_budget():
     assert halving.expected_share(7, 9) * 7 * 9 == pytest.approx(7 + 3 * 2 + 3 * 6)
     assert halving.expected_share(27, 9) * 27 * 9 == pytest.approx(27 + 9 * 2 + 3 * 6)
     assert halving.expected_share(3, 9) == 1.0 and halving.expected_share(7, 1) == 1.0
+    synchronous = HalvingSettings(enabled=True, rate=3, synchronous=True)  # every network judged, at least one on
+    assert synchronous.expected_share(7, 9) * 7 * 9 == pytest.approx(7 + 3 * 2 + 1 * 6)
+    assert synchronous.expected_share(3, 9) * 3 * 9 == pytest.approx(3 + 1 * 2 + 1 * 6)
 
 
 def test_fill_budget_under_halving_costs_each_trial_at_its_expected_share(tiny_grid):

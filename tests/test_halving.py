@@ -102,6 +102,58 @@ def test_an_unlucky_seed_of_the_leading_network_is_judged_with_its_other_seeds()
     assert alone[len(networks)] < 27
 
 
+def test_a_networks_upper_end_carries_the_seed_to_seed_spread():
+    from scalelab.search.halving import network_bounds
+
+    bounds = network_bounds({"a": [(0.60, 0.60), (0.62, 0.62), (0.58, 0.58)], "b": [(0.50, 0.50)],
+                             "c": [(0.40, 0.70)]}, level=0.95)
+    t = 2.919986  # one-sided 95% t quantile, 2 degrees of freedom (a's spread: sd 0.02)
+    assert bounds["a"] == pytest.approx((0.60, 0.60 + t * 0.02 / np.sqrt(3)))
+    assert bounds["b"] == pytest.approx((0.50, 0.50 + t * 0.02))  # one seed: the pooled spread, undivided
+    assert bounds["c"] == pytest.approx((0.40, 0.70))  # its curves' own interval is wider
+    assert network_bounds({"a": [(0.6, 0.6)], "b": [(0.5, 0.55)]}, 0.95) == {"a": (0.6, 0.6), "b": (0.5, 0.55)}
+
+
+def _judged_at_rung_one(means: list[float], seeds: int, noise: float, rng: np.random.Generator) -> dict[int, bool]:
+    """Synchronous halving's judgement of one rung over networks whose seeds score their true mean plus
+    normal noise: network -> promoted."""
+    from scalelab.search.halving import PAUSED_ATTR, judge_rung
+    from scalelab.search.kinds.enumerated import REPLICATE_ATTR
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    trials = []
+    for replicate in range(seeds):
+        for point, mean in enumerate(means):
+            trial = study.ask()
+            trial.set_user_attr(POINT_ATTR, point)
+            trial.set_user_attr(REPLICATE_ATTR, replicate)
+            trial.report(float(mean + noise * rng.standard_normal()), 1)
+            trial.set_user_attr(PAUSED_ATTR, 1)
+            trials.append(trial)
+    for trial in trials:  # after every ask: ask() would take a waiting trial
+        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.WAITING)
+    found = judge_rung(study, HalvingSettings(enabled=True, synchronous=True), budget_epochs=9)
+    points = {t.number: t.user_attrs[POINT_ATTR] for t in study.get_trials()}
+    promoted = {points[d.trial]: d.promoted for d in found}
+    assert len(found) == len(means) * seeds and all(promoted[points[d.trial]] == d.promoted for d in found)
+    return promoted
+
+
+def test_synchronous_halving_keeps_networks_that_seed_noise_cannot_tell_apart():
+    """Nine networks, three seeds each, 2-point seed-to-seed noise: four share the best true accuracy, so
+    the best third (three) cannot hold them all by the means alone; the seeds' spread keeps them. Networks
+    ten points lower are stopped every time."""
+    rng = np.random.default_rng(0)
+    means = [0.6, 0.6, 0.6, 0.6, 0.5, 0.5, 0.48, 0.45, 0.4]
+    draws = [_judged_at_rung_one(means, seeds=3, noise=0.02, rng=rng) for _ in range(60)]
+    wrongly_stopped = np.mean([not all(d[p] for p in range(4)) for d in draws])
+    assert wrongly_stopped <= 0.15
+    assert all(not any(d[p] for p in range(4, 9)) for d in draws)
+    alone = [_judged_at_rung_one(means, seeds=1, noise=0.02, rng=rng) for _ in range(20)]
+    assert all(sum(d[p] for p in range(4)) == 3 for d in alone)  # one seed each: no spread, the best three go on
+
+
 def test_a_decision_holds_its_reason_and_interval():
     _, study = _simulate([0.8, 0.75, 0.7, 0.4, 0.3], epochs=27, seed=0)
     found = decisions(study)

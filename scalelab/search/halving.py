@@ -10,7 +10,9 @@ schedule, so they carry its annealed end); before that, with at least :data:`MIN
 by extrapolating its own validation curve with a power law (:data:`FORMS`, fitted by
 :func:`scalelab.analysis.fit_select.select_form`); with fewer, by the accuracy it has (an interval of
 zero width). Replicates (seeds) of one network are judged together: a network's score at a
-rung is the mean over its replicates that reached it, its upper end the mean of theirs. A trial goes on
+rung is the mean over its replicates that reached it, its upper end the mean of theirs or, once some
+network has two replicates there, the t bound the seed-to-seed spread puts on that mean
+(:func:`network_bounds`), whichever is higher. A trial goes on
 while its network's upper end reaches the score of the best ``1/rate`` of the networks that reached that
 rung (its own included), or while fewer than ``rate`` networks have reached it, so that a network is
 stopped only when even its optimistic prediction falls short, and one unlucky seed does not stop a
@@ -79,6 +81,8 @@ class HalvingSettings:
             raise SearchError(f"halving min_epochs must be a whole number >= 1, got {self.min_epochs}")
         if not 0 < self.level < 1:
             raise SearchError(f"halving level must be in (0, 1), got {self.level}")
+        if self.synchronous and not self.enabled:
+            raise SearchError("synchronous halving needs halving itself on: add --halving (enabled = true)")
 
     def rungs(self, budget_epochs: float) -> list[int]:
         """Epochs at which a trial is judged: every rung below the budget."""
@@ -93,14 +97,18 @@ class HalvingSettings:
         every network trains to the first rung, then at each rung the best 1/rate go on to the next, never
         fewer than ``rate`` (the first ``rate`` to reach a rung are promoted before any is compared), the
         last to ``budget_epochs``. (On this project's CIFAR-10 grid, 7 networks at rate 3 over 9 epochs:
-        31 trial-epochs expected, 30.9 trained.)"""
+        31 trial-epochs expected, 30.9 trained.) Synchronous halving judges every network, so the best
+        ``ceil(n / rate)`` of ``n`` go on, at least one: 19 trial-epochs on that grid."""
         if networks < 1 or budget_epochs <= 0:
             return 1.0
         total, going, reached = 0.0, float(networks), 0.0
         for k, mark in enumerate([*self.rungs(budget_epochs), budget_epochs]):
             total += going * (mark - reached)
             reached = mark
-            going = min(networks, max(self.rate, networks / self.rate ** (k + 1)))
+            if self.synchronous:
+                going = math.ceil(going / self.rate)
+            else:
+                going = min(networks, max(self.rate, networks / self.rate ** (k + 1)))
         return total / (networks * budget_epochs)
 
 
@@ -179,8 +187,7 @@ class HalvingPruner(BasePruner):
                 else:
                     other, other_upper = t.system_attrs[key]["score"], t.system_attrs[key]["upper"]
                 by_network.setdefault(_network(t), []).append((other, other_upper))
-        means = {n: (float(np.mean([s for s, _ in v])), float(np.mean([u for _, u in v])))
-                 for n, v in by_network.items()}
+        means = network_bounds(by_network, self.settings.level)
         scores = sorted((m for m, _ in means.values()), reverse=True)
         rate = self.settings.rate
         threshold = scores[math.ceil(len(scores) / rate) - 1] if len(scores) >= rate else None
@@ -221,6 +228,26 @@ def _own_curve_score(curve: list[tuple[int, float]], budget_epochs: float,
     return predicted, min(low, predicted), max(high, predicted, acc), True
 
 
+def network_bounds(by_network: dict[Any, list[tuple[float, float]]], level: float) -> dict[Any, tuple[float, float]]:
+    """Network -> (score, upper end) at a rung from its replicates' (score, upper end) pairs. The score is
+    their mean; the upper end the larger of the mean of theirs and the mean's one-sided t bound at
+    ``level`` from the seed-to-seed spread, pooled over every network with two or more replicates at the
+    rung (a network with one replicate gets it too, at its one seed), so that a network is stopped only
+    when seed noise, not only the noise of its curves, cannot explain its shortfall."""
+    from scipy import stats
+
+    groups = [[s for s, _ in v] for v in by_network.values() if len(v) >= 2]
+    df = sum(len(g) - 1 for g in groups)
+    spread = (math.sqrt(sum(float(np.sum((np.array(g) - np.mean(g)) ** 2)) for g in groups) / df)
+              if df >= 1 else 0.0)
+    t = float(stats.t.ppf(level, df)) if df >= 1 else 0.0
+    out = {}
+    for n, v in by_network.items():
+        mean = float(np.mean([s for s, _ in v]))
+        out[n] = (mean, max(float(np.mean([u for _, u in v])), mean + t * spread / math.sqrt(len(v))))
+    return out
+
+
 def judge_rung(study: optuna.Study, settings: HalvingSettings, budget_epochs: float,
                checkpoints: Path | None = None) -> list[Decision]:
     """Synchronous halving: once no trial is training, the trials waiting at the lowest rung are judged
@@ -250,7 +277,7 @@ def judge_rung(study: optuna.Study, settings: HalvingSettings, budget_epochs: fl
     by_network: dict[Any, list[tuple[float, float]]] = {}
     for t in reached:
         by_network.setdefault(_network(t), []).append((scored[t.number][0], scored[t.number][2]))
-    means = {n: (float(np.mean([s for s, _ in v])), float(np.mean([u for _, u in v]))) for n, v in by_network.items()}
+    means = network_bounds(by_network, settings.level)
     scores = sorted((m for m, _ in means.values()), reverse=True)
     threshold = scores[math.ceil(len(scores) / settings.rate) - 1]
     storage = study._storage

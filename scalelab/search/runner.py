@@ -5,7 +5,9 @@ for new ones (baseline search, until ``trials`` have finished), and records a he
 It stops when nothing is queued and nothing is running. While another worker's trial runs, it waits:
 if that worker dies, its trial's heartbeat goes stale, the trial is failed and queued again (see
 :mod:`scalelab.search.storage`), and a live worker must pick it up. A trial interrupted here (Ctrl-C,
-an error) is failed and queued again at once, so a re-run trains it from the start.
+an error) is failed and queued again at once, so a re-run trains it from the start (under synchronous
+halving, from its last finished epoch). Under synchronous halving a trial waiting at a rung stays queued
+but held; once nothing is training, a worker judges the rung and the promoted trials are taken again.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from scalelab.errors import ScalelabError, SearchError
 from scalelab.search.budget import parse_budget
 from scalelab.search.config import StudyConfig
 from scalelab.search.halving import PAUSED_ATTR, HalvingPruner
-from scalelab.search.record import read_record
+from scalelab.search.record import Status, read_record
 from scalelab.search.retry import TRANSIENT, with_retry
 from scalelab.search.storage import MAX_RETRY, open_storage
 from scalelab.search.study import LIVE, load, point_of, read_config, replicate_of
@@ -274,6 +276,9 @@ class _Worker:
     def _report(self, t: optuna.trial.FrozenTrial) -> None:
         r = read_record(t)
         if r is None:
+            return
+        if r.status is Status.PAUSED:  # not a trial's time: no estimate of what is left from it
+            self._say(f"trial {t.number}: {r.spec.name}: {r.reason}")
             return
         self.walls.append(r.outcome.wall_s)
         finished = self._count(FINISHED)

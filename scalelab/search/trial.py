@@ -16,10 +16,10 @@ import optuna
 import torch
 from optuna.storages import BaseStorage
 
+from scalelab import checkpoint as ckpt
 from scalelab.arch.build import build
 from scalelab.arch.spec import NetworkSpec
 from scalelab.cost import measure_latency
-from scalelab import checkpoint as ckpt
 from scalelab.cost_cache import cached_cost
 from scalelab.data import Splits, load_dataset, split_validation
 from scalelab.errors import TrainingError
@@ -120,7 +120,7 @@ class Objective:
         except TrainingError as exc:
             record.stop(Status.DIVERGED, str(exc))
         except (TrialStopped, TrialPaused, StorageLost, *TRANSIENT):
-            raise  # a storage still failing after retries: the trial is left to be judged dead and re-run
+            raise  # recorded already; or a storage still failing after retries: left to be judged dead and re-run
         except BaseException as exc:  # an error or an interruption: recorded, then queued again by the worker
             record.end(Status.FAILED, reason=f"{type(exc).__name__}: {exc}".strip(": "))
             raise
