@@ -137,6 +137,7 @@ def _judged_at_rung_one(means: list[float], seeds: int, noise: float, rng: np.ra
     points = {t.number: t.user_attrs[POINT_ATTR] for t in study.get_trials()}
     promoted = {points[d.trial]: d.promoted for d in found}
     assert len(found) == len(means) * seeds and all(promoted[points[d.trial]] == d.promoted for d in found)
+    assert decisions(study) == sorted(found, key=lambda d: d.trial)  # the promoted, waiting again, included
     return promoted
 
 

@@ -362,7 +362,7 @@ def decisions(study: optuna.Study) -> list[Decision]:
     """Every halving decision of ``study``, by trial and rung."""
     out = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING,
-                                                      TrialState.FAIL)):
+                                                      TrialState.FAIL, TrialState.WAITING)):
         for key, value in t.system_attrs.items():
             if key.startswith(ATTR_PREFIX):
                 out.append(Decision(**value))

@@ -253,7 +253,7 @@ class _Worker:
         found = pruner.judge_waiting(self.study, self.objective.checkpoints)
         if found:
             go = [d.trial for d in found if d.promoted]
-            self._say(f"halving at epoch {found[0].rung}: {len(found)} network(s) judged, {len(go)} go on"
+            self._say(f"halving at epoch {found[0].rung}: {len(found)} trial(s) judged, {len(go)} go on"
                       + (f" (trials {', '.join(map(str, go))})" if go else ""))
         return bool(found)
 
