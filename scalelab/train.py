@@ -339,8 +339,10 @@ def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig()
     train_s = 0.0
     flipped_first = (torch.rand(n, device=device, generator=generator) < 0.5) if config.alternate_flip else None
     state = _TrainState(model, optimizer, averaged, slow, generator, result)
-    mark = ckpt.fingerprint(dataclasses.asdict(spec), dataclasses.asdict(config), n)
-    saved = ckpt.load(checkpoint, mark) if checkpoint is not None else None
+    mark = saved = None
+    if checkpoint is not None:
+        mark = ckpt.fingerprint(dataclasses.asdict(spec), dataclasses.asdict(config), n)
+        saved = ckpt.load(checkpoint, mark)
     if saved is not None:
         train_s = state.restore(saved)
         started -= result.curve[-1].wall_s if result.curve else 0.0  # walls go on from the saved training's

@@ -117,7 +117,7 @@ def test_a_networks_upper_end_carries_the_seed_to_seed_spread():
 def _judged_at_rung_one(means: list[float], seeds: int, noise: float, rng: np.random.Generator) -> dict[int, bool]:
     """Synchronous halving's judgement of one rung over networks whose seeds score their true mean plus
     normal noise: network -> promoted."""
-    from scalelab.search.halving import PAUSED_ATTR, judge_rung
+    from scalelab.search.halving import judge_rung, wait_at_rung
     from scalelab.search.kinds.enumerated import REPLICATE_ATTR
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -129,10 +129,9 @@ def _judged_at_rung_one(means: list[float], seeds: int, noise: float, rng: np.ra
             trial.set_user_attr(POINT_ATTR, point)
             trial.set_user_attr(REPLICATE_ATTR, replicate)
             trial.report(float(mean + noise * rng.standard_normal()), 1)
-            trial.set_user_attr(PAUSED_ATTR, 1)
             trials.append(trial)
     for trial in trials:  # after every ask: ask() would take a waiting trial
-        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.WAITING)
+        wait_at_rung(study._storage, trial._trial_id, 1)
     found = judge_rung(study, HalvingSettings(enabled=True, synchronous=True), budget_epochs=9)
     points = {t.number: t.user_attrs[POINT_ATTR] for t in study.get_trials()}
     promoted = {points[d.trial]: d.promoted for d in found}

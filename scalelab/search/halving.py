@@ -41,11 +41,13 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.pruners import BasePruner
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from scalelab.errors import SearchError
 from scalelab.search.kinds.enumerated import POINT_ATTR, REPLICATE_ATTR
-from scalelab.search.record import Status, TrialRecord
+from scalelab.search.record import Status, TrialRecord, read_record, write_record
+from scalelab.search.storage import sqlite_file
 
 MIN_FIT_POINTS = 4
 """Evaluations a curve needs before it is extrapolated (the fitter holds a stretch of it out)."""
@@ -173,11 +175,7 @@ class HalvingPruner(BasePruner):
         judged = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
         by_peers = _peer_scorer(step, [t for t in judged if t.state == TrialState.COMPLETE and t.number != trial.number],
                                 self.settings.level)
-        peers = 0
-        if by_peers is not None:
-            (score, lower, upper), peers, extrapolated = by_peers(curve[-1][1]), by_peers.peers, True
-        else:
-            score, lower, upper, extrapolated = _own_curve_score(curve, self.budget_epochs, self.settings.level)
+        score, lower, upper, extrapolated = _score(curve, by_peers, self.budget_epochs, self.settings.level)
         by_network: dict[Any, list[tuple[float, float]]] = {_network(trial): [(score, upper)]}
         for t in judged:
             if t.number != trial.number and key in t.system_attrs:
@@ -188,13 +186,13 @@ class HalvingPruner(BasePruner):
                     other, other_upper = t.system_attrs[key]["score"], t.system_attrs[key]["upper"]
                 by_network.setdefault(_network(t), []).append((other, other_upper))
         means = network_bounds(by_network, self.settings.level)
-        scores = sorted((m for m, _ in means.values()), reverse=True)
         rate = self.settings.rate
-        threshold = scores[math.ceil(len(scores) / rate) - 1] if len(scores) >= rate else None
+        threshold = _threshold(means, rate) if len(means) >= rate else None
         network_score, network_upper = means[_network(trial)]
         promoted = threshold is None or network_upper >= threshold
-        decision = Decision(trial.number, step, score, lower, upper, extrapolated, threshold, len(scores), rate,
-                            promoted, network_score, network_upper, len(by_network[_network(trial)]), peers)
+        decision = Decision(trial.number, step, score, lower, upper, extrapolated, threshold, len(means), rate,
+                            promoted, network_score, network_upper, len(by_network[_network(trial)]),
+                            by_peers.peers if by_peers is not None else 0)
         study._storage.set_trial_system_attr(trial._trial_id, key, dataclasses.asdict(decision))
         self.last[trial.number] = decision
         return not promoted
@@ -202,6 +200,27 @@ class HalvingPruner(BasePruner):
     def judge_waiting(self, study: optuna.Study, checkpoints: Path | None) -> list[Decision]:
         """Synchronous halving: judge the lowest rung at which trials wait (see :func:`judge_rung`)."""
         return judge_rung(study, self.settings, self.budget_epochs, checkpoints)
+
+
+def _score(curve: list[tuple[int, float]], by_peers: _PeerScorer | None, budget_epochs: float,
+           level: float) -> tuple[float, float, float, bool]:
+    """A trial's score at the rung its ``curve`` ends at (score, lower, upper, extrapolated): through
+    finished peers when there are enough of them, else from its own curve."""
+    if by_peers is not None:
+        return (*by_peers(curve[-1][1]), True)
+    return _own_curve_score(curve, budget_epochs, level)
+
+
+def _threshold(means: dict[Any, tuple[float, float]], rate: int) -> float:
+    """The lowest score among the best ``1/rate`` of the networks (by :func:`network_bounds`' score)."""
+    scores = sorted((m for m, _ in means.values()), reverse=True)
+    return scores[math.ceil(len(scores) / rate) - 1]
+
+
+def wait_at_rung(storage: BaseStorage, trial_id: int, rung: int) -> None:
+    """Put a trial back in the queue at ``rung``, marked so that no worker takes it before the rung is judged."""
+    storage.set_trial_user_attr(trial_id, PAUSED_ATTR, rung)
+    storage.set_trial_state_values(trial_id, TrialState.WAITING)
 
 
 def _own_curve_score(curve: list[tuple[int, float]], budget_epochs: float,
@@ -257,7 +276,6 @@ def judge_rung(study: optuna.Study, settings: HalvingSettings, budget_epochs: fl
     (in ``checkpoints``) deleted. Returns the decisions (none when nothing waits). Safe to run from two
     workers at once: both reach the same decisions."""
     from scalelab.checkpoint import remove
-    from scalelab.search.record import Status, read_record, write_record
 
     trials = study.get_trials(deepcopy=False)
     waiting = [t for t in trials if t.state == TrialState.WAITING and t.user_attrs.get(PAUSED_ATTR) is not None]
@@ -267,19 +285,13 @@ def judge_rung(study: optuna.Study, settings: HalvingSettings, budget_epochs: fl
     reached = [t for t in trials if rung in t.intermediate_values and t.state != TrialState.FAIL]
     finished = [t for t in trials if t.state == TrialState.COMPLETE]
     by_peers = _peer_scorer(rung, finished, settings.level)
-    scored: dict[int, tuple[float, float, float, bool]] = {}
-    for t in reached:
-        if by_peers is not None:
-            scored[t.number] = (*by_peers(t.intermediate_values[rung]), True)
-        else:
-            curve = sorted((k, v) for k, v in t.intermediate_values.items() if k <= rung)
-            scored[t.number] = _own_curve_score(curve, budget_epochs, settings.level)
+    scored = {t.number: _score(sorted((k, v) for k, v in t.intermediate_values.items() if k <= rung), by_peers,
+                               budget_epochs, settings.level) for t in reached}
     by_network: dict[Any, list[tuple[float, float]]] = {}
     for t in reached:
         by_network.setdefault(_network(t), []).append((scored[t.number][0], scored[t.number][2]))
     means = network_bounds(by_network, settings.level)
-    scores = sorted((m for m, _ in means.values()), reverse=True)
-    threshold = scores[math.ceil(len(scores) / settings.rate) - 1]
+    threshold = _threshold(means, settings.rate)
     storage = study._storage
     out = []
     for t in waiting:
@@ -287,7 +299,7 @@ def judge_rung(study: optuna.Study, settings: HalvingSettings, budget_epochs: fl
             continue
         score, lower, upper, extrapolated = scored[t.number]
         network_score, network_upper = means[_network(t)]
-        decision = Decision(t.number, rung, score, lower, upper, extrapolated, threshold, len(scores),
+        decision = Decision(t.number, rung, score, lower, upper, extrapolated, threshold, len(means),
                             settings.rate, network_upper >= threshold, network_score, network_upper,
                             len(by_network[_network(t)]), by_peers.peers if by_peers is not None else 0)
         try:
@@ -312,12 +324,13 @@ def checkpoint_dir(url: str, study_name: str) -> Path:
     """Where synchronous halving keeps the training state of waiting trials: ``$SCALELAB_CHECKPOINT_DIR``
     (a folder every worker of the study sees) if set, else a ``checkpoints`` folder beside a SQLite storage."""
     root = os.environ.get(CHECKPOINT_ENV)
-    if root is None:
-        if not url.startswith("sqlite:///"):
-            raise SearchError(f"synchronous halving keeps the training state of waiting trials in files; set "
-                              f"{CHECKPOINT_ENV} to a folder every worker sees (the storage is not a SQLite file)")
-        root = str(Path(url[len("sqlite:///"):]).parent / "checkpoints")
-    return Path(root) / study_name
+    if root is not None:
+        return Path(root) / study_name
+    database = sqlite_file(url)
+    if database is None:
+        raise SearchError(f"synchronous halving keeps the training state of waiting trials in files; set "
+                          f"{CHECKPOINT_ENV} to a folder every worker sees (the storage is not a SQLite file)")
+    return database.parent / "checkpoints" / study_name
 
 
 def checkpoint_path(directory: Path, trial: FrozenTrial | optuna.Trial) -> Path:

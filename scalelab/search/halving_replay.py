@@ -21,7 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from scalelab.errors import SearchError
-from scalelab.search.halving import PAUSED_ATTR, HalvingPruner, HalvingSettings, judge_rung
+from scalelab.search.halving import HalvingPruner, HalvingSettings, judge_rung, wait_at_rung
 from scalelab.search.kinds.enumerated import POINT_ATTR
 
 
@@ -141,8 +141,7 @@ def _synchronous(curves: list[ReplayCurve], sequence: list[int], settings: Halvi
                 trials[i].report(curves[i].accuracies[step - 1], step)
             trained[i] = mark
             if mark < epochs:
-                storage.set_trial_user_attr(trials[i]._trial_id, PAUSED_ATTR, mark)
-                storage.set_trial_state_values(trials[i]._trial_id, TrialState.WAITING)
+                wait_at_rung(storage, trials[i]._trial_id, mark)
         if mark == epochs:
             break
         promoted = {d.trial for d in judge_rung(study, settings, epochs) if d.promoted}

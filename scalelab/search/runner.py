@@ -35,7 +35,7 @@ from scalelab.device import pick_device, threads_per_worker
 from scalelab.errors import ScalelabError, SearchError
 from scalelab.search.budget import parse_budget
 from scalelab.search.config import StudyConfig
-from scalelab.search.halving import PAUSED_ATTR, HalvingPruner
+from scalelab.search.halving import PAUSED_ATTR, HalvingPruner, wait_at_rung
 from scalelab.search.record import Status, read_record
 from scalelab.search.retry import TRANSIENT, with_retry
 from scalelab.search.storage import MAX_RETRY, open_storage
@@ -223,7 +223,7 @@ class _Worker:
                 except optuna.TrialPruned:
                     with_retry(lambda: self.study.tell(trial, state=TrialState.PRUNED), within_s=within)
                 except TrialPaused as paused:
-                    with_retry(lambda: self._wait(trial_id, paused.rung), within_s=within)
+                    with_retry(lambda: wait_at_rung(self.storage, trial_id, paused.rung), within_s=within)
                 except KeyboardInterrupt:  # further signals are ignored (SignalStop) while requeueing
                     self._fail(trial, trial_id, within)
                     raise
@@ -239,11 +239,6 @@ class _Worker:
                       f"{3 * self.config.heartbeat_s} s) and queued it again; this result is dropped")
             return
         self._report(with_retry(lambda: self.storage.get_trial(trial_id), within_s=STORAGE_OUTAGE_S))
-
-    def _wait(self, trial_id: int, rung: int) -> None:
-        """Put a paused trial back in the queue, marked so that no worker takes it before its rung is judged."""
-        self.storage.set_trial_user_attr(trial_id, PAUSED_ATTR, rung)
-        self.storage.set_trial_state_values(trial_id, TrialState.WAITING)
 
     def _judge_waiting(self) -> bool:
         """Synchronous halving, once no trial trains: judge the trials waiting at a rung; whether any were."""

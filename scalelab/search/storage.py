@@ -87,9 +87,8 @@ def open_storage(url: str, *, create: bool = True, heartbeat_s: int | None = Non
     folder cannot be written; ``False`` insists on write access and says so up front when it is lacking.
     """
     sa_url = _parse(url)
-    if sa_url.get_backend_name() == "sqlite" and sa_url.database not in (None, "", ":memory:") \
-            and not sa_url.database.startswith("file:"):
-        path = Path(sa_url.database)
+    path = _sqlite_path(sa_url)
+    if path is not None:
         _check_sqlite_file(path, must_exist=not create or bool(read_only))
         writable = _writable(path)
         if read_only is None:
@@ -117,9 +116,21 @@ def open_storage(url: str, *, create: bool = True, heartbeat_s: int | None = Non
         raise _open_error(url, sa_url, exc) from exc
     if storage.engine.name == "sqlite":
         _serialise_sqlite(storage.engine)
-        if sa_url.database and not sa_url.database.startswith("file:") and sa_url.database != ":memory:":
-            _ENGINES.setdefault(str(Path(sa_url.database).resolve()), weakref.WeakSet()).add(storage.engine)
+        if path is not None:
+            _ENGINES.setdefault(str(path.resolve()), weakref.WeakSet()).add(storage.engine)
     return storage
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite storage URL names; None for another database, or an in-memory or URI one."""
+    return _sqlite_path(_parse(url))
+
+
+def _sqlite_path(sa_url: sqlalchemy.engine.URL) -> Path | None:
+    database = sa_url.database
+    if sa_url.get_backend_name() != "sqlite" or database in (None, "", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 SCHEMA_RACE_ATTEMPTS = 5

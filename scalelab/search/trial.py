@@ -148,9 +148,7 @@ class Objective:
         known = self.storage.get_trial(record.trial_id)
         for step, point in enumerate(curve, 1):
             if step not in known.intermediate_values:
-                value = self.kind.values(self.config, self.plan, point.val_acc, record.cost)
-                if not isinstance(value, tuple):
-                    with_retry(lambda: trial.report(value, step), within_s=RECORD_RETRY_S)
+                self._report(trial, record, point, step)
         earlier = read_record(known)
         if earlier is not None and earlier.status is Status.PAUSED:
             record.earlier = earlier.outcome
@@ -158,13 +156,20 @@ class Objective:
         if self.rungs is not None and rung in self.rungs and f"{ATTR_PREFIX}{rung}" not in known.system_attrs:
             record.pause(rung)  # stopped (a crash) between saving its state at a rung and waiting there
 
+    def _report(self, trial: optuna.Trial, record: _Recorder, epoch: EpochRecord, step: int) -> bool:
+        """Report an evaluation as the trial's intermediate value at ``step``; False where the study has
+        several objectives (Optuna keeps intermediate values of single-objective studies only)."""
+        value = self.kind.values(self.config, self.plan, epoch.val_acc, record.cost)
+        if isinstance(value, tuple):
+            return False
+        with_retry(lambda: trial.report(value, step), within_s=RECORD_RETRY_S)
+        return True
+
     def _on_epoch(self, trial: optuna.Trial, record: _Recorder, epoch: EpochRecord) -> None:
         self.check_alive()
         record.curve.append(epoch)
-        value = self.kind.values(self.config, self.plan, epoch.val_acc, record.cost)
-        if isinstance(value, tuple):  # Optuna keeps intermediate values of single-objective studies only
+        if not self._report(trial, record, epoch, len(record.curve)):
             return
-        with_retry(lambda: trial.report(value, len(record.curve)), within_s=RECORD_RETRY_S)
         budget = self.config.train.image_budget(len(self.splits.train[1]))
         if self.rungs is not None and len(record.curve) in self.rungs and epoch.images_seen < budget:
             record.pause(len(record.curve))
