@@ -107,6 +107,10 @@ class TrainConfig:
     # With tta: also average the logits of each image (and its mirror image) translated by this many
     # pixels diagonally both ways, at half weight each (reflect-padded): 6 views instead of 2.
     tta_shift: int = 0
+    # With tta: apply it to the validation after every epoch too. Off: those validations score each image
+    # once (a sixth of the cost with tta_shift) and only the last epoch's validation and the test average
+    # the views; the training itself is the same either way.
+    tta_each_epoch: bool = True
     # With augment="crop": flip each image in every other epoch instead of at random (half the images,
     # drawn once, in odd epochs, the other half in even ones), so that every two epochs show both
     # mirror images of every image.
@@ -215,7 +219,7 @@ def _check_config(c: TrainConfig) -> None:
         value = getattr(c, name)
         if not isinstance(value, str) or value not in allowed:
             raise TrainConfigError(f"unknown {words} {value!r} ({name}); use one of {', '.join(allowed)}")
-    for name in ("nesterov", "channels_last", "tta", "whiten", "lookahead", "identity_init",
+    for name in ("nesterov", "channels_last", "tta", "tta_each_epoch", "whiten", "lookahead", "identity_init",
                  "alternate_flip"):
         if not isinstance(getattr(c, name), bool):
             raise TrainConfigError(f"{name} must be true or false, got {getattr(c, name)!r}")
@@ -389,10 +393,11 @@ def train(spec: NetworkSpec, splits: Splits, config: TrainConfig = TrainConfig()
                 slow.sync(frac=budget.fraction(result.images_seen, train_s + time.perf_counter() - epoch_start))
             train_s += time.perf_counter() - epoch_start
             _check_finite(loss_sum, spec.name, result.images_seen)
+            tta = config.tta and (config.tta_each_epoch or budget.done(result.images_seen, train_s))
             record = EpochRecord(epoch=result.images_seen / n, images_seen=result.images_seen,
                                  train_loss=loss_sum.item() / max(seen, 1), train_acc=correct.item() / max(seen, 1),
                                  val_acc=evaluate(scored, x_val, y_val, batch, config.eval_batch_size, amp,
-                                                  tta=config.tta, shift=config.tta_shift),
+                                                  tta=tta, shift=config.tta_shift if tta else 0),
                                  wall_s=time.perf_counter() - started)
             result.curve.append(record)
             if checkpoint is not None:

@@ -269,3 +269,24 @@ def test_bf16_autocast_where_it_is_emulated_is_warned_of_once(spec, splits, monk
         train(spec, splits, config, progress=False)
     assert capsys.readouterr().err.count("without native bfloat16") == 1
     train_module._warn_if_slow_bf16.cache_clear()
+
+
+def test_tta_only_at_the_end_scores_earlier_epochs_once_and_trains_the_same(spec, splits, monkeypatch):
+    import scalelab.train
+
+    views: list[tuple[bool, int]] = []
+    plain = scalelab.train.evaluate
+
+    def spy(*args, tta=False, shift=0):
+        views.append((tta, shift))
+        return plain(*args, tta=tta, shift=shift)
+
+    monkeypatch.setattr(scalelab.train, "evaluate", spy)
+    config = dict(recipe="fast", epochs=3, batch_size=16, tta_shift=1)
+    every = train(spec, splits, TrainConfig(**config), progress=False)
+    assert views == [(True, 1)] * 3
+    views.clear()
+    at_end = train(spec, splits, TrainConfig(**config, tta_each_epoch=False), evaluate_test=True, progress=False)
+    assert views == [(False, 0), (False, 0), (True, 1), (True, 1)]  # the last epoch's validation and the test
+    assert [r.train_loss for r in at_end.curve] == [r.train_loss for r in every.curve]
+    assert at_end.val_acc == every.val_acc

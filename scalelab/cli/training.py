@@ -35,6 +35,7 @@ def train_command(
     lookahead: Annotated[Optional[bool], typer.Option("--lookahead/--no-lookahead", help="Lookahead: pull the weights back to a slow average every 5 steps. [default: off]")] = None,
     identity_init: Annotated[Optional[bool], typer.Option("--identity-init/--no-identity-init", help="Start each convolution after the first as the identity on its inputs. [default: off]")] = None,
     tta_shift: Annotated[Optional[int], typer.Option(help="With --tta, also average views shifted this many pixels. [default: 0]")] = None,
+    tta_each_epoch: Annotated[Optional[bool], typer.Option("--tta-each-epoch/--tta-at-end", help="With --tta, average the views in the validation after every epoch, or only after the last. [default: each epoch]")] = None,
     alternate_flip: Annotated[Optional[bool], typer.Option("--alternate-flip/--no-alternate-flip", help="With --augment crop, mirror each image in every other epoch instead of at random. [default: off]")] = None,
     dropout: Annotated[Optional[float], typer.Option(help="Override the head dropout.")] = None,
     drop_path: Annotated[Optional[float], typer.Option(help="Override the stochastic-depth rate.")] = None,
@@ -69,7 +70,8 @@ def train_command(
     given = dict(batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
                  warmup=warmup, schedule=schedule, label_smoothing=label_smoothing, augment=augment,
                  crop_padding=crop_padding, tta=tta, whiten=whiten, ema=ema, lookahead=lookahead,
-                 identity_init=identity_init, tta_shift=tta_shift, alternate_flip=alternate_flip, dropout=dropout,
+                 identity_init=identity_init, tta_shift=tta_shift, tta_each_epoch=tta_each_epoch,
+                 alternate_flip=alternate_flip, dropout=dropout,
                  drop_path=drop_path, amp=amp)
     config = TrainConfig(**budgets, **{k: v for k, v in given.items() if v is not None}, seed=seed,
                          recipe=recipe)
