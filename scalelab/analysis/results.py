@@ -16,6 +16,7 @@ Columns (NaN or None where not applicable), one meaning each:
   share of the two that is overhead), ``at_chance`` (within noise of guessing), ``converged`` (False: still gaining more than
   half a point per epoch at the end; None: one evaluation, not measured)
 - ``device``, ``threads``, ``seed`` (training seed), ``replicate`` (0, 1, ... of the network), ``dataset``, ``curve`` (list of per-epoch dicts), ``spec`` (dict)
+- ``schedule``: the study's learning-rate schedule after warm-up (cosine and linear decay to zero, constant)
 - ``best``: True on the trials of the study's best network, by its kind's one definition (the reward for a baseline
   search, validation accuracy for the others; ties to fewer FLOPs, then the earlier trial)
 
@@ -31,8 +32,8 @@ import numpy as np
 import optuna
 import pandas as pd
 from optuna.storages import BaseStorage
-from scipy import special
 
+from scalelab.analysis.replicates import mean_intervals
 from scalelab.search.record import Status, TrialRecord, study_records
 from scalelab.search.storage import open_storage, storage_url
 from scalelab.search.study import load, read_config, read_plan
@@ -41,7 +42,7 @@ COLUMNS = ("study", "kind", "trial", "status", "reason", "dimension", "depth_mul
            "resolution_mult", "alpha", "beta", "gamma", "phi", "multiple", "predicted_ratio", "measured_ratio",
            "model", "params", "flops", "resolution_px", "latency_ms", "val_acc", "test_acc", "epochs", "wall_s",
            "images_per_s", "val_images", "train_s", "overhead_s", "overhead_fraction", "at_chance", "converged", "device", "threads", "seed", "replicate", "dataset",
-           "curve", "spec", "best")
+           "curve", "spec", "schedule", "best")
 NUMERIC = ("depth_mult", "width_mult", "resolution_mult", "alpha", "beta", "gamma", "phi", "multiple",
            "predicted_ratio", "measured_ratio", "params", "flops", "resolution_px", "latency_ms", "val_acc",
            "test_acc", "epochs", "wall_s", "images_per_s", "val_images", "train_s", "overhead_s", "overhead_fraction",
@@ -64,7 +65,8 @@ def results_table(storage: str | BaseStorage, study_name: str | None = None) -> 
         records = study_records(study)
         config = read_config(study)
         best = config.study_kind.best(config, read_plan(study), records)
-        rows += [{**row(r), "best": best is not None and r.spec.name == best.spec.name} for r in records]
+        rows += [{**row(r), "schedule": config.train.schedule, "best": best is not None and r.spec.name == best.spec.name}
+                 for r in records]
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     table["best"] = table["best"].astype(bool)
     for column in NUMERIC:  # None -> NaN, so the columns are numeric even where a kind leaves them empty
@@ -79,8 +81,9 @@ def complete(table: pd.DataFrame) -> pd.DataFrame:
 
 def network_means(table: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """One row per network of each study, over its complete replicates: the network's columns (first
-    replicate's), ``n`` replicates, ``val_acc_mean``, ``val_acc_sd`` and the t interval of the mean
-    (``val_acc_lower``, ``val_acc_upper``: NaN with one replicate, where no spread is measured), and
+    replicate's), ``n`` replicates, ``val_acc_mean``, ``val_acc_sd`` (its own seeds' spread) and the t
+    interval of the mean from the seed spread pooled over the study's networks (``val_acc_lower``,
+    ``val_acc_upper``: NaN with one replicate; see :mod:`scalelab.analysis.replicates`), and
     ``test_acc_mean`` over the replicates that evaluated the test split."""
     done = complete(table)
     if done.empty:
@@ -91,10 +94,14 @@ def network_means(table: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     acc = grouped["val_acc"]
     out = first.assign(n=acc.count(), val_acc_mean=acc.mean(), val_acc_sd=acc.std(ddof=1),
                        test_acc_mean=grouped["test_acc"].mean())
-    half = special.stdtrit(np.maximum(out["n"] - 1, 1), 0.5 + level / 2) * out["val_acc_sd"] / np.sqrt(out["n"])
-    half = half.where(out["n"] > 1)
-    return out.assign(val_acc_lower=(out["val_acc_mean"] - half).clip(lower=0.0),
-                      val_acc_upper=(out["val_acc_mean"] + half).clip(upper=1.0)).reset_index()
+    bounds = {}
+    for study, networks in done.groupby("study", sort=False):
+        models, groups = zip(*((model, list(values)) for model, values in
+                               networks.groupby("model", sort=False)["val_acc"]))
+        for model, interval in zip(models, mean_intervals(groups, level)):
+            bounds[study, model] = interval or (np.nan, np.nan)
+    lower, upper = zip(*(bounds[key] for key in out.index))
+    return out.assign(val_acc_lower=lower, val_acc_upper=upper).reset_index()
 
 
 def overhead_line(table: pd.DataFrame) -> str | None:
@@ -114,7 +121,7 @@ def row(r: TrialRecord) -> dict[str, Any]:
         dimension=p.dimension, depth_mult=p.scale.depth, width_mult=p.scale.width,
         resolution_mult=p.scale.resolution, alpha=p.alpha, beta=p.beta, gamma=p.gamma, phi=p.phi,
         multiple=p.multiple, predicted_ratio=p.predicted_ratio, measured_ratio=p.measured_ratio)
-    return {**dict.fromkeys(COLUMNS[:-1]), **point,
+    return {**dict.fromkeys(COLUMNS[:-2]), **point,
             "study": r.study, "kind": r.kind, "trial": r.number, "status": r.status.value, "reason": r.reason,
             "model": r.spec.name, "params": r.cost.params, "flops": r.cost.flops,
             "resolution_px": r.spec.resolution, "latency_ms": r.cost.latency_ms, "val_acc": r.outcome.val_acc,

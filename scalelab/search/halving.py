@@ -44,6 +44,7 @@ from optuna.pruners import BasePruner
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from scalelab.analysis.replicates import pooled_spread
 from scalelab.errors import SearchError
 from scalelab.search.kinds.enumerated import POINT_ATTR, REPLICATE_ATTR
 from scalelab.search.record import Status, TrialRecord, read_record, write_record
@@ -255,10 +256,7 @@ def network_bounds(by_network: dict[Any, list[tuple[float, float]]], level: floa
     when seed noise, not only the noise of its curves, cannot explain its shortfall."""
     from scipy import stats
 
-    groups = [[s for s, _ in v] for v in by_network.values() if len(v) >= 2]
-    df = sum(len(g) - 1 for g in groups)
-    spread = (math.sqrt(sum(float(np.sum((np.array(g) - np.mean(g)) ** 2)) for g in groups) / df)
-              if df >= 1 else 0.0)
+    spread, df = pooled_spread([[s for s, _ in v] for v in by_network.values()])
     t = float(stats.t.ppf(level, df)) if df >= 1 else 0.0
     out = {}
     for n, v in by_network.items():

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.trial import TrialState
-from scipy import special
 
+from scalelab.analysis.replicates import mean_intervals
 from scalelab.analysis.separation import Separation, separate_best
 from scalelab.files import confined
 from scalelab.search.config import RunOptions, StudyConfig
@@ -51,9 +51,27 @@ def summarise(study: optuna.Study, config: StudyConfig, options: RunOptions) -> 
         left = config.study_kind.total(config, plan) - finished
         summary.lines.append(summary_line(study, parse_budget(config.budget), left))
     notes = caveats(records, config)
+    check = _budget_check(study.study_name, records, config, out_dir)
+    if check is not None:
+        notes.append(check)
     summary.lines += notes
     summary.data["caveats"] = notes
     return summary
+
+
+def _budget_check(study_name: str, records: list[TrialRecord], config: StudyConfig, out_dir: Path) -> str | None:
+    """Where networks were still rising, write the study file that trains the two most accurate again at
+    twice the budget (:mod:`scalelab.search.budget_check`) and say how to run it."""
+    results = network_results(records)
+    if not config.study_kind.replicable or not any(n.first.converged is False for n in results):
+        return None
+    from scalelab.search.budget_check import write_budget_check
+
+    leaders = sorted(results, key=lambda n: -n.mean)[:2]
+    path = write_budget_check(study_name, config, leaders, out_dir)
+    return (f"Budget check: `scalelab run {path}` trains the {len(leaders)} most accurate networks again with "
+            f"twice this training budget, the same data, split, recipe and {config.seeds} seed(s): whether the "
+            "ranking holds and how much accuracy is left.")
 
 
 def caveats(records: list[TrialRecord], config: StudyConfig) -> list[str]:
@@ -79,10 +97,15 @@ def caveats(records: list[TrialRecord], config: StudyConfig) -> list[str]:
                      "`scalelab results` marks them (at_chance).")
     rising = [n for n in results if n.first.converged is False]
     unknown = [n for n in results if n.first.converged is None]
-    if rising:
-        lines.append(f"Not converged: {len(rising)} of {len(results)} networks still gained more than "
-                     f"{100 * CONVERGED_GAIN:g} points of validation accuracy in their last epoch; their accuracy "
-                     f"is not what they would reach. Raise {budget.split(' (')[0]} to compare converged networks.")
+    gained = (f"{len(rising)} of {len(results)} networks still gained more than {100 * CONVERGED_GAIN:g} points of "
+              "validation accuracy in their last epoch")
+    if rising and config.train.schedule == "constant":
+        lines.append(f"Not converged: {gained}; their accuracy is not what they would reach. Raise "
+                     f"{budget.split(' (')[0]} to compare converged networks.")
+    elif rising:
+        lines.append(f"Convergence not measured: {gained}, but the {config.train.schedule} schedule decays the "
+                     "learning rate to zero over the last epochs, which gains accuracy however far from converged "
+                     "a network is: their accuracies are what this budget reaches, not what they would converge to.")
     if unknown:
         lines.append(f"Convergence not measured for {len(unknown)} of {len(results)} networks (one evaluation "
                      "each); train for two or more epochs to see whether they had levelled off.")
@@ -102,7 +125,7 @@ def states(records: list[TrialRecord]) -> str:
 @dataclass(frozen=True)
 class NetworkResult:
     """A network's complete replicates: ``first`` (its first trial), their count, mean validation
-    accuracy and the 95% t interval of the mean (None with one replicate)."""
+    accuracy and the 95% t interval of the mean from the pooled seed spread (None with one replicate)."""
 
     first: TrialRecord
     n: int
@@ -120,20 +143,17 @@ class NetworkResult:
 
 
 def network_results(records: list[TrialRecord], level: float = 0.95) -> list[NetworkResult]:
-    """One result per network (by spec name), over its complete replicates, in first-trial order."""
+    """One result per network (by spec name), over its complete replicates, in first-trial order; the
+    intervals from the seed spread pooled over the networks (:mod:`scalelab.analysis.replicates`)."""
     groups: dict[str, list[TrialRecord]] = {}
     for r in records:
         if r.finished:
             groups.setdefault(r.spec.name, []).append(r)
+    accuracy = [[r.outcome.val_acc for r in group] for group in groups.values()]
     out = []
-    for group in groups.values():
-        acc = np.array([r.outcome.val_acc for r in group])
-        interval = None
-        if len(acc) > 1:
-            half = special.stdtrit(len(acc) - 1, 0.5 + level / 2) * acc.std(ddof=1) / np.sqrt(len(acc))
-            interval = (max(0.0, acc.mean() - half), min(1.0, acc.mean() + half))  # accuracies are fractions
+    for group, acc, interval in zip(groups.values(), accuracy, mean_intervals(accuracy, level)):
         test = [r.outcome.test_acc for r in group if r.outcome.test_acc is not None]
-        out.append(NetworkResult(group[0], len(acc), float(acc.mean()), interval,
+        out.append(NetworkResult(group[0], len(acc), float(np.mean(acc)), interval,
                                  float(np.mean(test)) if test else None))
     return out
 
