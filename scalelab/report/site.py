@@ -170,8 +170,11 @@ def _settings(df: pd.DataFrame, kind: StudyKind, s: ReportSettings) -> Html:
                                    "guessing (3 standard errors on their validation split)"))
     if "converged" in df:
         rising, unknown = int(df["converged"].eq(False).sum()), int(df["converged"].isna().sum())
+        annealed = "schedule" in df and df["schedule"].isin(["cosine", "linear"]).all()
+        why = ("not measured: the learning rate decays to zero there, which alone gains accuracy; the study's "
+               "budget check trains the leaders longer" if annealed else "not converged")
         items.append(("convergence", f"{rising} of {len(df)} trials still gained more than 0.5 points in their last "
-                                     f"epoch (not converged); {unknown} had one evaluation (not measured)"))
+                                     f"epoch ({why}); {unknown} had one evaluation (not measured)"))
     dims = [str(d) for d in pd.unique(df["dimension"].dropna())]
     if dims:
         items.append(("scaling dimensions", ", ".join(dims)))

@@ -1,0 +1,63 @@
+"""Networks still rising at the end of an annealed schedule: said as not measured, and the study file that
+trains the leaders again at twice the budget (written, then run)."""
+
+import dataclasses
+
+import optuna
+import pytest
+
+from scalelab.arch.zoo import make_spec
+from scalelab.search import Status, TrialRecord, build, run_study
+from scalelab.search.budget_check import CHECK_FILE
+from scalelab.search.config import load_study_file
+from scalelab.search.record import EpochRecord, Outcome, Point, Provenance, TrialCost, study_records
+from scalelab.search.storage import open_storage, storage_url
+from scalelab.search.summary import _budget_check, caveats
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _records(final, gain):
+    """Complete grid records, one per network: its last-epoch accuracy and the gain of that epoch."""
+    out = []
+    for i, acc in enumerate(final):
+        spec = dataclasses.replace(make_spec("baseline_convnet", num_classes=10, width=0.25 + i / 8, resolution=16),
+                                   name=f"net{i}")
+        curve = (EpochRecord(1.0, 64, 2.0, 0.2, acc - gain, 1.0), EpochRecord(2.0, 128, 1.9, 0.3, acc, 2.0))
+        out.append(TrialRecord(study="s", number=i, kind="grid", dataset="cifar10-mini", spec=spec,
+                               cost=TrialCost(1000, 10_000 + i), status=Status.COMPLETE,
+                               provenance=Provenance("0", None, None, "cpu", 1, 0),
+                               point=Point(alpha=1.0, beta=1.0 + i / 10, gamma=1.0), curve=curve,
+                               outcome=Outcome(val_acc=acc, val_images=100, epochs=2.0)))
+    return out
+
+
+def test_a_rising_network_under_an_annealed_schedule_is_not_called_unconverged(tiny_grid):
+    records = _records([0.40, 0.45], gain=0.05)
+    annealed = caveats(records, build({**tiny_grid, "train": {**tiny_grid["train"], "schedule": "cosine"}})[0])
+    assert any(line.startswith("Convergence not measured: 2 of 2 networks") and "cosine schedule" in line
+               for line in annealed)
+    constant = caveats(records, build({**tiny_grid, "train": {**tiny_grid["train"], "schedule": "constant"}})[0])
+    assert any(line.startswith("Not converged: 2 of 2 networks") for line in constant)
+    assert not any("Convergence" in line or "converged" in line
+                   for line in caveats(_records([0.40, 0.45], gain=0.0), build(tiny_grid)[0]))
+
+
+def test_the_budget_check_trains_the_two_leaders_again_at_twice_the_budget(tiny_grid, tmp_path):
+    config = build({**tiny_grid, "seeds": 2, "train": {**tiny_grid["train"], "epochs": 3, "seed": 7}})[0]
+    assert _budget_check("grid-s", _records([0.40, 0.45, 0.30], gain=0.0), config, tmp_path) is None  # level
+    line = _budget_check("grid-s", _records([0.40, 0.45, 0.30], gain=0.05), config, tmp_path)
+    assert line.startswith(f"Budget check: `scalelab run {tmp_path / CHECK_FILE}` trains the 2 most accurate")
+    check, options = build(load_study_file(tmp_path / CHECK_FILE), {"run_dir": str(tmp_path / "runs"),
+                                                                   "device": "cpu", "progress": False})
+    assert check.kind == "compare" and [m.rsplit("/", 1)[-1] for m in check.search.models] == ["net1.json",
+                                                                                               "net0.json"]
+    assert (check.train.epochs, check.train.max_images) == (6, 128)  # both budgets doubled
+    assert dataclasses.replace(check.train, epochs=3, max_images=64) == config.train  # recipe and seed kept
+    assert (check.seeds, check.val_fraction, check.dataset) == (2, config.val_fraction, config.dataset)
+    assert options.study == "grid-s-x2-budget"
+    run_study(check, options)
+    storage = open_storage(storage_url(None, options.run_dir), create=False)
+    trained = study_records(optuna.load_study(study_name="grid-s-x2-budget", storage=storage))
+    assert sorted((r.spec.name, r.provenance.seed, r.curve[-1].images_seen) for r in trained) == [
+        ("net0", 7, 128), ("net0", 8, 128), ("net1", 7, 128), ("net1", 8, 128)]
