@@ -8,11 +8,11 @@ import pytest
 
 from scalelab.arch.zoo import make_spec
 from scalelab.search import Status, TrialRecord, build, run_study
-from scalelab.search.budget_check import CHECK_FILE
+from scalelab.search.budget_check import CHECK_FILE, write_budget_check
 from scalelab.search.config import load_study_file
 from scalelab.search.record import EpochRecord, Outcome, Point, Provenance, TrialCost, study_records
 from scalelab.search.storage import open_storage, storage_url
-from scalelab.search.summary import _budget_check, caveats
+from scalelab.search.summary import _budget_check, caveats, network_results
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -43,21 +43,44 @@ def test_a_rising_network_under_an_annealed_schedule_is_not_called_unconverged(t
                    for line in caveats(_records([0.40, 0.45], gain=0.0), build(tiny_grid)[0]))
 
 
-def test_the_budget_check_trains_the_two_leaders_again_at_twice_the_budget(tiny_grid, tmp_path):
-    config = build({**tiny_grid, "seeds": 2, "train": {**tiny_grid["train"], "epochs": 3, "seed": 7}})[0]
-    assert _budget_check("grid-s", _records([0.40, 0.45, 0.30], gain=0.0), config, tmp_path) is None  # level
+def test_only_a_study_with_rising_networks_writes_a_check(tiny_grid, tmp_path):
+    config = build(tiny_grid)[0]
+    assert _budget_check("grid-s", _records([0.40, 0.45, 0.30], gain=0.0), config, tmp_path) is None
     line = _budget_check("grid-s", _records([0.40, 0.45, 0.30], gain=0.05), config, tmp_path)
     assert line.startswith(f"Budget check: `scalelab run {tmp_path / CHECK_FILE}` trains the 2 most accurate")
-    check, options = build(load_study_file(tmp_path / CHECK_FILE), {"run_dir": str(tmp_path / "runs"),
-                                                                   "device": "cpu", "progress": False})
-    assert check.kind == "compare" and [m.rsplit("/", 1)[-1] for m in check.search.models] == ["net1.json",
-                                                                                               "net0.json"]
+    assert load_study_file(tmp_path / CHECK_FILE)["search"]["models"] == [
+        str(tmp_path / "budget-check" / "net1.json"), str(tmp_path / "budget-check" / "net0.json")]
+
+
+def test_the_check_trains_the_leaders_at_twice_the_budget_and_sets_them_against_the_study(tiny_study, tmp_path):
+    nets = []
+    for width in (0.25, 0.5, 0.375):
+        path = tmp_path / f"w{width}.json"
+        spec = make_spec("baseline_convnet", num_classes=10, width=width, resolution=16)
+        path.write_text(dataclasses.replace(spec, name=f"w{width}").to_json())
+        nets.append(str(path))
+    settings = {**tiny_study, "kind": "compare", "seeds": 2, "search": {"models": nets},
+                "train": {**tiny_study["train"], "epochs": 3, "seed": 7}}
+    config, options = build(settings, {"study": "cmp"})
+    run_study(config, options)
+    storage = open_storage(storage_url(None, options.run_dir), create=False)
+    first = study_records(optuna.load_study(study_name="cmp", storage=storage))
+    leaders = sorted(network_results(first), key=lambda n: -n.mean)[:2]
+    path = write_budget_check("cmp", config, leaders, tmp_path / "out")
+    check, check_options = build(load_study_file(path), {"run_dir": options.run_dir, "device": "cpu",
+                                                         "progress": False})
+    assert check.kind == "compare" and check.search.budget_check_of == "cmp"
     assert (check.train.epochs, check.train.max_images) == (6, 128)  # both budgets doubled
     assert dataclasses.replace(check.train, epochs=3, max_images=64) == config.train  # recipe and seed kept
     assert (check.seeds, check.val_fraction, check.dataset) == (2, config.val_fraction, config.dataset)
-    assert options.study == "grid-s-x2-budget"
-    run_study(check, options)
-    storage = open_storage(storage_url(None, options.run_dir), create=False)
-    trained = study_records(optuna.load_study(study_name="grid-s-x2-budget", storage=storage))
-    assert sorted((r.spec.name, r.provenance.seed, r.curve[-1].images_seen) for r in trained) == [
-        ("net0", 7, 128), ("net0", 8, 128), ("net1", 7, 128), ("net1", 8, 128)]
+    summary = run_study(check, check_options)
+    again = study_records(optuna.load_study(study_name="cmp-x2-budget", storage=storage))
+    assert sorted((r.spec.name, r.provenance.seed, r.curve[-1].images_seen) for r in again) == sorted(
+        (n.first.spec.name, seed, 128) for n in leaders for seed in (7, 8))
+    then = {(r.spec.name, r.provenance.seed): r.outcome.val_acc for r in first if r.finished}
+    for name, gain in summary.data["budget_check"]["networks"].items():
+        paired = [r.outcome.val_acc - then[name, r.provenance.seed] for r in again if r.spec.name == name]
+        assert gain["gain"] == pytest.approx(sum(paired) / 2) and gain["seeds"] == 2
+        lo, hi = gain["gain_interval"]
+        assert lo < gain["gain"] < hi or lo == hi  # tiny networks may score the same at both budgets
+    assert any(line.startswith("Against study cmp, seed by seed") for line in summary.lines)

@@ -138,7 +138,8 @@ class StudyConfig:
     def identity(self) -> dict[str, Any]:
         """The settings a resumed study must match: all but the trial count, the number of seeds (more
         add replicates) and whether the budget sizes them, when to settle, the budget, the heartbeat
-        interval and where the data lie (``data_dir``: the same dataset may sit elsewhere on each machine)."""
+        interval, where the data lie (``data_dir``: the same dataset may sit elsewhere on each machine) and
+        which study a budget check reports against."""
         d = self.to_dict()
         d.pop("heartbeat_s")
         d.pop("seeds")
@@ -147,6 +148,7 @@ class StudyConfig:
         d.pop("fill_budget")
         d.pop("data_dir")
         d["search"].pop("trials", None)
+        d["search"].pop("budget_check_of", None)
         return d
 
 

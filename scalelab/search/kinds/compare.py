@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class CompareSettings:
     models: tuple[str, ...] = ()
+    budget_check_of: str | None = None
+    """The study (in the same storage) whose networks these are, trained here at a larger budget (a budget
+    check, :mod:`scalelab.search.budget_check`): the summary sets each network's accuracy against its
+    accuracy there, seed by seed. It changes no training, so a study resumed with or without it is the same."""
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -56,4 +60,10 @@ class Compare(EnumeratedKind):
         from scalelab.search.kinds.grid import SEPARATION_LEVEL
         from scalelab.search.summary import comparison_table
 
-        return comparison_table(study, records, self.best(config, plan, records), SEPARATION_LEVEL)
+        summary = comparison_table(study, records, self.best(config, plan, records), SEPARATION_LEVEL)
+        if config.search.budget_check_of:
+            from scalelab.search.budget_check import against_study
+
+            lines, summary.data["budget_check"] = against_study(study, records, config.search.budget_check_of)
+            summary.lines += lines
+        return summary
