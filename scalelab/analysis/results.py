@@ -65,8 +65,8 @@ def results_table(storage: str | BaseStorage, study_name: str | None = None) -> 
         records = study_records(study)
         config = read_config(study)
         best = config.study_kind.best(config, read_plan(study), records)
-        rows += [{**row(r), "schedule": config.train.schedule, "best": best is not None and r.spec.name == best.spec.name}
-                 for r in records]
+        rows += [{**row(r), "schedule": config.train.schedule,
+                  "best": best is not None and r.spec.name == best.spec.name} for r in records]
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     table["best"] = table["best"].astype(bool)
     for column in NUMERIC:  # None -> NaN, so the columns are numeric even where a kind leaves them empty
