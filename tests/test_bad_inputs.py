@@ -281,6 +281,8 @@ STUDY = [
     Case("run {case}/s10.toml", r"seeds: expected a whole number, got 2.5",
          files={"s10.toml": GOOD_STUDY.replace('dataset =', 'seeds = 2.5\ndataset =')}),
     Case("plan {w}/missing.toml", r"study file .*missing.toml does not exist"),
+    Case("plan {case}/s8f.toml --halving-sync", r"synchronous halving needs halving itself on: add --halving",
+         files={"s8f.toml": GOOD_STUDY}),
     Case("worker --study none --storage {w}/storages/valid.db", r"no study 'none'"),
     Case("migrate --storage {w}/storages/zero.db", r"zero.db is an empty file"),
 ]

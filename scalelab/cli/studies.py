@@ -303,6 +303,9 @@ def plan_command(
                                                        "default: the file's).")] = None,
     halving: Annotated[Optional[bool], typer.Option("--halving/--no-halving", help="Estimate the study run with "
                                                     "successive halving, or without (default: the file's).")] = None,
+    halving_sync: Annotated[Optional[bool], typer.Option("--halving-sync/--halving-async", help="With halving: "
+                                                         "estimate it synchronous or asynchronous (default: the "
+                                                         "file's).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """What a study file would train, how long it would take here (a short measured throughput), how much
@@ -312,9 +315,11 @@ def plan_command(
     from scalelab.search.preview import preview
 
     flags = _given(seeds=seeds, data_dir=data_dir, budget=budget)
-    if halving is not None:
-        flags["halving"] = {"enabled": halving}
-    config, _ = build(load_study_file(study_file, profile), flags, source=study_file)
+    halving_flags = {"enabled": halving, "synchronous": halving_sync}
+    if any(v is not None for v in halving_flags.values()):
+        flags["halving"] = {k: v for k, v in halving_flags.items() if v is not None}
+    config, _ = build(load_study_file(study_file, profile), flags, source=study_file,
+                      flag_names={"halving.enabled": "--halving", "halving.synchronous": "--halving-sync"})
     summary = preview(config, pick_device(device))
     emit(summary.data, as_json, summary.text())
 
