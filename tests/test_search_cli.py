@@ -131,10 +131,12 @@ def test_more_seeds_on_resume_add_replicates_and_keep_the_finished_ones(capsys, 
     for (point, replicate), (t, r) in records.items():
         assert r.provenance.seed == 5 + replicate and r.status is Status.COMPLETE
         assert t.params == records[point, 0][0].params and r.spec == records[point, 0][1].spec  # the same network
+    accs = {p: np.array([records[p, k][1].outcome.val_acc for k in range(3)]) for p in (0, 1)}
+    pooled = np.sqrt((accs[0].var(ddof=1) + accs[1].var(ddof=1)) / 2)  # the seed spread of both networks, 4 df
     for point in (0, 1):  # the summary: the mean over the 3 seeds with its 95% t interval
         first_trial, r = records[point, 0]
-        acc = np.array([records[point, k][1].outcome.val_acc for k in range(3)])
-        half = stats.t.ppf(0.975, 2) * acc.std(ddof=1) / np.sqrt(3)
+        acc = accs[point]
+        half = stats.t.ppf(0.975, 4) * pooled / np.sqrt(3)
         lo, hi = max(0.0, acc.mean() - half), min(1.0, acc.mean() + half)
         line = next(line for line in out.splitlines() if f" {r.spec.name} " in line)
         assert line.split()[0] == str(first_trial.number)
