@@ -176,6 +176,7 @@ FAMILY_MODELS_BENCH = [
     Case(f"bench train {{w}}/specs/deep.json {PETS}", r"too large for this machine"),
     Case(f"bench train {PETS} --device tpu", r"unknown device 'tpu'"),
     Case("bench train --dataset nosuch", r"unknown dataset 'nosuch'"),
+    Case("bench comparisons --curve stepp", r"Invalid value for --curve: 'stepp' is not one of saturating, steep"),
 ]
 
 STORAGE = [

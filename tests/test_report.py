@@ -1,5 +1,6 @@
 """The static report: pages, links, escaping, offline plotly, figures and the analysis answers on them."""
 
+import html
 import re
 
 import numpy as np
@@ -129,6 +130,25 @@ def test_all_chance_sweep_says_no_dimension_differs(results, tmp_path):
         assert "same validation accuracy (10.0 %)" in answer and "exactly +0.0 points" in answer
         assert "95 % CI +0.0 to +0.0 points" in answer
     assert "bootstrap pairs" not in text
+
+
+def test_networks_off_the_curve_are_answered_from_measured_networks(results, tmp_path):
+    """Three seeds per network on a concave curve that a line in log FLOPs misses, compound 3 points under
+    width and depth where it is scaled: the answers compare measured networks and say so."""
+    sweep = results[results["study"] == "sweep-b0-cifar10"]
+    base = sweep.loc[sweep["dimension"].isna(), "flops"].iloc[0]
+    rng = np.random.default_rng(0)
+    trials = pd.concat([sweep.assign(seed=s, replicate=s) for s in range(3)], ignore_index=True)
+    lift = np.where(trials["dimension"] == "compound", -0.03, 0.0)
+    lift = np.where(trials["dimension"] == "resolution", -0.03, lift)  # on compound's curve: no difference
+    trials["val_acc"] = 0.6 + 0.25 * (1 - (trials["flops"] / base) ** -2.0) + lift + rng.normal(0, 0.002, len(trials))
+    text = write_site(trials, tmp_path, settings=SETTINGS)[1].read_text()
+    answers = {dim: html.unescape(re.search(rf"Compound against {dim} at [^<]*", text).group(0))
+               for dim in ("width", "resolution")}
+    assert "scaling width alone is more accurate" in answers["width"] and "measured networks" in answers["width"]
+    assert re.search(r"compound's accuracy at [^ ]+ M multiply-adds is taken to lie between its networks at",
+                     answers["width"])
+    assert "no clear difference" in answers["resolution"] and "To know, train a " in answers["resolution"]
 
 
 def test_grid_and_pareto_answers(site):

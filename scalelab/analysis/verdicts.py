@@ -20,9 +20,16 @@ The interval on ``delta`` is a t interval from the residual variance, which with
 the scatter of the networks around the shared curve. With replicates the residual variance also holds
 the seed-to-seed ("pure error") variance; a lack-of-fit F test then asks whether the networks scatter
 around the curve more than the seed-to-seed spread explains (a curve of the wrong shape, or networks
-that differ for reasons of their own). If they do (p < 0.05) the interval is built from the scatter
-between networks instead (their lack-of-fit mean square, on its own degrees of freedom), so that
-replicates never make a misfit look precise.
+that differ for reasons of their own). If they do (p < 0.05) the curve is not used: the answer is read
+off the measured networks instead (``variance`` "bracket"). At ``F_ref`` one dimension has a network (its
+largest); the other dimension's accuracy there lies between those of its two networks that bracket
+``F_ref`` in FLOPs (the shared base network counts as the lower one), assuming accuracy moves
+monotonically between two adjacent networks of one dimension. The difference is stated as the log-FLOPs
+interpolation between the two, and its interval spans both ends, each with its seed-paired t bound from the
+seed-to-seed spread: so "width is more accurate" can mean that width's network beats compound's even
+where compound's has more FLOPs. Without replicates, or where no pair of networks brackets ``F_ref``, the
+interval is built from the scatter between networks (the lack-of-fit mean square, on its own degrees of
+freedom), so that replicates never make a misfit look precise.
 
 Several comparisons drawn from one study (compound against width, depth and resolution) are made at a
 simultaneous level: each interval at ``1 - (1 - level) / m`` (Bonferroni), so that on a study where no
@@ -60,7 +67,10 @@ class Comparison:
 
     ``diff`` = a - b at ``flops_ref`` (the largest FLOPs both reached) with its interval
     ``lower``..``upper`` at ``interval_level`` (``level`` over a family of ``comparisons``); ``verdict`` is "a", "b" or "none"; ``answered`` is False (with ``note`` saying why)
-    when the trials cannot carry the model, and every number is then NaN.
+    when the trials cannot carry the model, and every number is then NaN. ``variance`` says where the
+    interval's noise comes from: "trials" (the model's residuals), "networks" (their scatter about the
+    curve) or "bracket" (measured networks: ``bracketed`` names the dimension whose networks at FLOPs
+    ``bracket_lo`` and ``bracket_hi`` bracket ``flops_ref``).
     """
 
     a: str
@@ -87,6 +97,9 @@ class Comparison:
     flops_ref: float
     identical: bool
     note: str = ""
+    bracketed: str = ""
+    bracket_lo: float = float("nan")
+    bracket_hi: float = float("nan")
 
 
 def compare_dimensions(points: pd.DataFrame, a: str, b: str, *, level: float = 0.95, comparisons: int = 1,
@@ -132,8 +145,13 @@ def offset_difference(flops: np.ndarray, acc: np.ndarray, in_a: np.ndarray, netw
     verdict = {1: "a", -1: "b", 0: "none"}[int(est["verdict"][0])]
     note = (f"every one of the {design.n} trials has the same validation accuracy ({100 * acc[0]:.1f} %)"
             if identical else "")
-    return Comparison(**base, answered=True, verdict=verdict, identical=identical, note=note,
-                      variance="networks" if est["networks"][0] else "trials", df=int(est["df"][0]),
+    bracket = {}
+    if est["bracket"][0]:
+        side, lo, hi = design.bracket.bracketed
+        bracket = dict(bracketed=a if side == "a" else b, bracket_lo=lo, bracket_hi=hi)
+    variance = "bracket" if est["bracket"][0] else "networks" if est["networks"][0] else "trials"
+    return Comparison(**base, answered=True, verdict=verdict, identical=identical, note=note, variance=variance,
+                      df=int(est["df"][0]), **bracket,
                       **{k: float(est[k][0]) for k in ("diff", "lower", "upper", "se", "detectable", "lack_of_fit_p")})
 
 
@@ -195,6 +213,8 @@ class Design:
         sat_rank = int(np.linalg.matrix_rank(sat))
         self.df_pure, self.df_lof = self.n - sat_rank, sat_rank - self.p
         self.sat, self.sat_pinv = sat, np.linalg.pinv(sat)
+        self.bracket = (Bracket.of(flops, in_a, in_b, network, sat, self.flops_ref) if self.df_pure >= 1
+                        else None)
 
     def estimate(self, acc: np.ndarray, *, level: float, power: float = POWER) -> dict[str, np.ndarray]:
         """Fit every column of ``acc`` (trials x columns). Arrays per column: diff, se, df, lower, upper
@@ -207,8 +227,10 @@ class Design:
         diff = coef[self.offset]
         s2, df = rss / self.df_res, np.full(y.shape[1], float(self.df_res))
         lof_p, networks = np.full(y.shape[1], np.nan), np.zeros(y.shape[1], bool)
+        bracketed = np.zeros(y.shape[1], bool)
         if self.df_pure >= 1 and self.df_lof >= 1:
-            rss_pure = np.sum((y - self.sat @ (self.sat_pinv @ y)) ** 2, axis=0)
+            coef_sat = self.sat_pinv @ y
+            rss_pure = np.sum((y - self.sat @ coef_sat) ** 2, axis=0)
             ss_lof = np.maximum(rss - rss_pure, 0.0)
             with np.errstate(divide="ignore", invalid="ignore"):
                 f_stat = (ss_lof / self.df_lof) / (rss_pure / self.df_pure)
@@ -217,15 +239,75 @@ class Design:
             networks = lof_p < LACK_OF_FIT_P
             s2 = np.where(networks, ss_lof / self.df_lof, s2)
             df = np.where(networks, float(self.df_lof), df)
+            if self.bracket is not None:
+                bracketed = networks
+                networks = np.zeros_like(networks)
         identical = np.ptp(acc, axis=0) == 0
         se = np.where(identical, 0.0, np.sqrt(np.maximum(s2, 0.0) * self.var_factor))
         diff = np.where(identical, 0.0, diff)
         t_crit = special.stdtrit(df, 1.0 - (1.0 - level) / 2.0)
         lower, upper = diff - t_crit * se, diff + t_crit * se
+        if bracketed.any():
+            b = self.bracket.estimate(coef_sat, rss_pure / self.df_pure, self.df_pure, level)
+            diff, se = np.where(bracketed, b["diff"], diff), np.where(bracketed, b["se"], se)
+            lower, upper = np.where(bracketed, b["lower"], lower), np.where(bracketed, b["upper"], upper)
+            df = np.where(bracketed, float(self.df_pure), df)
+            t_crit = np.where(bracketed, b["t_crit"], t_crit)
         verdict = np.where(lower > 0, 1, np.where(upper < 0, -1, 0))
         detectable = np.where(identical, np.nan, (t_crit + special.stdtrit(df, power)) * se)
         return dict(diff=diff, se=se, df=df, lower=lower, upper=upper, verdict=verdict, detectable=detectable,
-                    lack_of_fit_p=lof_p, networks=networks, identical=identical)
+                    lack_of_fit_p=lof_p, networks=networks, bracket=bracketed, identical=identical)
+
+
+@dataclass(frozen=True)
+class Bracket:
+    """The comparison at ``F_ref`` between measured networks: ``m`` (the largest network of the dimension
+    that reached less far) against the other dimension's networks ``lo`` and ``hi`` that bracket ``F_ref``.
+
+    ``ends`` holds the contrasts (rows; columns: the saturated model's coefficients) a - b with ``lo`` and
+    with ``hi``, ``factors`` their variance factors; ``weight`` is the log-FLOPs position of ``F_ref``
+    between ``lo`` (0) and ``hi`` (1). ``bracketed`` is ("a" or "b", FLOPs of ``lo``, FLOPs of ``hi``).
+    """
+
+    ends: np.ndarray
+    factors: np.ndarray
+    weight: float
+    bracketed: tuple[str, float, float]
+
+    @classmethod
+    def of(cls, flops: np.ndarray, in_a: np.ndarray, in_b: np.ndarray, network: np.ndarray, sat: np.ndarray,
+           flops_ref: float) -> Bracket | None:
+        """None where no network of the other dimension (or the base) lies at or below ``F_ref``."""
+        names = np.unique(network)
+        first = [int(np.flatnonzero(network == name)[0]) for name in names]
+        net_flops = flops[first]
+        side = np.where(in_a[first], "a", np.where(in_b[first], "b", ""))
+        reached = "a" if net_flops[side == "a"].max() <= net_flops[side == "b"].max() else "b"
+        other = "b" if reached == "a" else "a"
+        m = int(np.flatnonzero((side == reached) & (net_flops == flops_ref))[0])
+        below = np.flatnonzero(((side == other) | (side == "")) & (net_flops <= flops_ref))
+        above = np.flatnonzero((side == other) & (net_flops >= flops_ref))
+        if below.size == 0 or above.size == 0:
+            return None
+        lo, hi = int(below[np.argmax(net_flops[below])]), int(above[np.argmin(net_flops[above])])
+        sign = 1.0 if reached == "a" else -1.0  # a - b
+        ends = np.zeros((2, sat.shape[1]))
+        for row, x in enumerate((lo, hi)):
+            ends[row, m], ends[row, x] = sign, -sign
+        factors = np.einsum("ij,jk,ik->i", ends, np.linalg.pinv(sat.T @ sat), ends)
+        span = np.log(net_flops[hi] / net_flops[lo])
+        weight = float(np.log(flops_ref / net_flops[lo]) / span) if span > 0 else 0.0
+        return cls(ends, factors, weight, (other, float(net_flops[lo]), float(net_flops[hi])))
+
+    def estimate(self, coef_sat: np.ndarray, s2: np.ndarray, df: int, level: float) -> dict[str, np.ndarray]:
+        """Per column: the interpolated difference, the interval spanning both ends (each end's one-sided
+        bound at ``1 - (1 - level) / 2``, so that the span holds the truth with at least ``level``), the
+        larger of the two ends' standard errors and the t quantile used."""
+        ends = self.ends @ coef_sat
+        se = np.sqrt(np.maximum(s2, 0.0)[None, :] * self.factors[:, None])
+        t_crit = float(special.stdtrit(df, 1.0 - (1.0 - level) / 2.0))
+        return dict(diff=(1.0 - self.weight) * ends[0] + self.weight * ends[1], se=se.max(axis=0),
+                    lower=(ends - t_crit * se).min(axis=0), upper=(ends + t_crit * se).max(axis=0), t_crit=t_crit)
 
 
 def _blocks(seed: np.ndarray, network: np.ndarray) -> list[np.ndarray]:

@@ -19,20 +19,27 @@ def bench_comparisons_command(
     noise: Annotated[float, typer.Option(min=0.0, help="Trial-to-trial standard deviation, in points.")] = 2.5,
     level: Annotated[float, typer.Option(min=0.5, max=0.999, help="Confidence level, simultaneous over the three comparisons.")] = 0.95,
     seed: Annotated[int, typer.Option(help="Seed of the simulation.")] = 0,
+    curve: Annotated[str, typer.Option(help="The true curve every dimension is on: saturating, or steep (a line in "
+                                            "log FLOPs misses it, so with seeds the verdicts compare measured "
+                                            "networks).")] = "saturating",
     as_json: JsonFlag = False,
 ) -> None:
     """False-positive rate and power of 'compound against width/depth/resolution' on simulated sweeps."""
-    from scalelab.analysis.calibration import MEASURED_MULTIPLES, simulate, true_accuracy
+    from scalelab.analysis.calibration import CURVES, MEASURED_MULTIPLES, simulate
 
     seeds, diffs = seeds or [1, 3], diff or [2.0, 5.0]
     if any(d <= 0 for d in diffs):
         raise typer.BadParameter("differences are positive points", param_hint="--diff")
+    if curve not in CURVES:
+        raise typer.BadParameter(f"{curve!r} is not one of {', '.join(CURVES)}", param_hint="--curve")
+    true_accuracy = CURVES[curve]
     top = 2.0 ** (multiples - 1)
     rows, lines = [], []
     for n_seeds in seeds:
-        null = simulate(sims=sims, multiples=multiples, seeds=n_seeds, noise=noise / 100, level=level, seed=seed)
+        null = simulate(sims=sims, multiples=multiples, seeds=n_seeds, noise=noise / 100, level=level, seed=seed,
+                        curve=true_accuracy)
         powers = [simulate(sims=sims, multiples=multiples, seeds=n_seeds, delta=d / 100, noise=noise / 100,
-                           level=level, seed=seed + 1 + i) for i, d in enumerate(diffs)]
+                           level=level, seed=seed + 1 + i, curve=true_accuracy) for i, d in enumerate(diffs)]
         rows.append(dict(
             seeds=n_seeds, sims=sims,
             false_positive_rate=null.any_claim.rate, false_positive_interval=null.any_claim.interval,
@@ -54,7 +61,7 @@ def bench_comparisons_command(
     head = (f"Compound against width, depth and resolution on {sims} simulated sweeps per figure (seed {seed}): "
             f"the base network and each dimension at {multiples} FLOPs values up to {top:g}x (measured FLOPs off "
             f"plan as rounded networks land, compound at up to {MEASURED_MULTIPLES['compound'][multiples - 2]:g}x), "
-            f"every dimension on one true saturating curve ({base:.0f} % at the base, "
+            f"every dimension on one true {curve} curve ({base:.0f} % at the base, "
             f"{100 * float(true_accuracy(top)):.1f} % at {top:g}x) plus Gaussian trial noise of sd {noise:g} points; "
             f"{100 * level:g} % level, simultaneous over the 3 verdicts of a sweep. Rates with {100 * level:g} % "
             f"Clopper-Pearson intervals.")
@@ -62,5 +69,6 @@ def bench_comparisons_command(
             f"difference'. Power: the share of sweeps with compound truly ahead by the stated points at {top:g}x "
             f"the base FLOPs (from zero at the base, linear in log FLOPs) called 'compound more accurate' "
             f"against width.")
-    emit(dict(settings=dict(sims=sims, multiples=multiples, noise_points=noise, level=level, seed=seed), rows=rows),
+    emit(dict(settings=dict(sims=sims, multiples=multiples, noise_points=noise, level=level, seed=seed, curve=curve),
+              rows=rows),
          as_json, "\n".join([head, *lines, foot]))

@@ -75,7 +75,9 @@ def compound_section(fits: dict[str, DimensionFit], *, level: float) -> Html:
            f"its {band} t interval, simultaneous over the {m} comparison{'s' if m > 1 else ''}{each}; right of "
            f"the zero line compound scaling is more accurate. A verdict is stated only where the interval "
            f"excludes zero; on simulated sweeps in which no dimension differs, fewer than 5 % of studies get "
-           f"any verdict but 'no clear difference' (scalelab bench comparisons).")
+           f"any verdict but 'no clear difference' (scalelab bench comparisons). With seeds, where the networks "
+           f"scatter around the shared curve more than the seeds explain, the answer compares measured "
+           f"networks instead, as its sentence below says.")
     answers = [tag("li", _answer(row)) for row in verdicts.itertuples(index=False)]
     answered = verdicts[verdicts["answered"]]
     parts = [title]
@@ -206,14 +208,23 @@ def _answer(row) -> str:
     ci = (f"{100 * row.level:g} % CI {100 * row.lower:+.1f} to {points(row.upper)}"
           + (f", simultaneous over the {m} comparisons" if m > 1 else ""))
     seeds = f"up to {row.seeds} seeds per network" if row.seeds > 1 else "1 seed per network"
-    source = f"from {row.trials} trials of {row.networks} networks, {seeds}; {row.curve} shared curve"
+    model = "measured networks" if row.variance == "bracket" else f"{row.curve} shared curve"
+    source = f"from {row.trials} trials of {row.networks} networks, {seeds}; {model}"
     where = f"Compound against {dim} at {flops(row.flops_ref)} (largest FLOPs both reached)"
     if row.identical:
         return (f"{where}: no clear difference. {row.note.capitalize()}, so these trials cannot tell the "
                 f"dimensions apart: the difference is exactly {points(0.0)} ({ci}; {source}). Knowing needs "
                 f"trials whose accuracies differ at all; if they are at chance, a larger training budget first.")
     scatter = ""
-    if row.variance == "networks":
+    if row.variance == "bracket":
+        measured = dim if row.bracketed == "compound" else "compound"
+        scatter = (f" The networks scatter around the shared curve more than the seed-to-seed spread explains "
+                   f"(lack-of-fit p = {row.lack_of_fit_p:.2g}), so the curve is not used: {row.bracketed}'s "
+                   f"accuracy at {flops(row.flops_ref)} is taken to lie between its networks at "
+                   f"{flops(row.bracket_lo)} and {flops(row.bracket_hi)} (assuming it moves monotonically between "
+                   f"them), and the interval spans both, each against {measured}'s network with the seed-to-seed "
+                   f"noise; the difference shown interpolates between them in log FLOPs.")
+    elif row.variance == "networks":
         scatter = (f" The networks scatter around the shared curve more than the seed-to-seed spread explains "
                    f"(lack-of-fit p = {row.lack_of_fit_p:.2g}), so the interval is built from the scatter between "
                    f"networks.")
@@ -222,6 +233,10 @@ def _answer(row) -> str:
         return f"{where}: compound scaling is more accurate. {said}{scatter}"
     if row.verdict == dim:
         return f"{where}: scaling {dim} alone is more accurate. {said}{scatter}"
+    if row.variance == "bracket":
+        return (f"{where}: no clear difference at this confidence. {said}{scatter} To know, train a "
+                f"{row.bracketed} network nearer {flops(row.flops_ref)} (the span between its two networks "
+                f"does not narrow with seeds) or more seeds per network (they narrow each end's noise).")
     return (f"{where}: no clear difference at this confidence. {said}{scatter} These trials could detect a "
             f"difference of about {100 * row.detectable:.1f} points (80 % power); to resolve smaller ones, "
             f"train more seeds per network (the interval narrows about as 1/√seeds: four times the seeds, half "
