@@ -45,8 +45,8 @@ def test_a_rising_network_under_an_annealed_schedule_is_not_called_unconverged(t
 
 def test_only_a_study_with_rising_networks_writes_a_check(tiny_grid, tmp_path):
     config = build(tiny_grid)[0]
-    assert _budget_check("grid-s", _records([0.40, 0.45, 0.30], gain=0.0), config, tmp_path) is None
-    line = _budget_check("grid-s", _records([0.40, 0.45, 0.30], gain=0.05), config, tmp_path)
+    assert _budget_check("grid-s", network_results(_records([0.40, 0.45, 0.30], gain=0.0)), config, tmp_path) is None
+    line = _budget_check("grid-s", network_results(_records([0.40, 0.45, 0.30], gain=0.05)), config, tmp_path)
     assert line.startswith(f"Budget check: `scalelab run {tmp_path / CHECK_FILE}` trains the 2 most accurate")
     assert load_study_file(tmp_path / CHECK_FILE)["search"]["models"] == [
         str(tmp_path / "budget-check" / "net1.json"), str(tmp_path / "budget-check" / "net0.json")]

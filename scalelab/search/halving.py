@@ -254,10 +254,10 @@ def network_bounds(by_network: dict[Any, list[tuple[float, float]]], level: floa
     ``level`` from the seed-to-seed spread, pooled over every network with two or more replicates at the
     rung (a network with one replicate gets it too, at its one seed), so that a network is stopped only
     when seed noise, not only the noise of its curves, cannot explain its shortfall."""
-    from scipy import stats
+    from scipy import special
 
     spread, df = pooled_spread([[s for s, _ in v] for v in by_network.values()])
-    t = float(stats.t.ppf(level, df)) if df >= 1 else 0.0
+    t = float(special.stdtrit(df, level)) if df >= 1 else 0.0
     out = {}
     for n, v in by_network.items():
         mean = float(np.mean([s for s, _ in v]))

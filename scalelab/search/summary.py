@@ -50,8 +50,9 @@ def summarise(study: optuna.Study, config: StudyConfig, options: RunOptions) -> 
         finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.get_trials(deepcopy=False))
         left = config.study_kind.total(config, plan) - finished
         summary.lines.append(summary_line(study, parse_budget(config.budget), left))
-    notes = caveats(records, config)
-    check = _budget_check(study.study_name, records, config, out_dir)
+    results = network_results(records)
+    notes = caveats(records, config, results)
+    check = _budget_check(study.study_name, results, config, out_dir)
     if check is not None:
         notes.append(check)
     summary.lines += notes
@@ -59,10 +60,9 @@ def summarise(study: optuna.Study, config: StudyConfig, options: RunOptions) -> 
     return summary
 
 
-def _budget_check(study_name: str, records: list[TrialRecord], config: StudyConfig, out_dir: Path) -> str | None:
+def _budget_check(study_name: str, results: list[NetworkResult], config: StudyConfig, out_dir: Path) -> str | None:
     """Where networks were still rising, write the study file that trains the two most accurate again at
     twice the budget (:mod:`scalelab.search.budget_check`) and say how to run it."""
-    results = network_results(records)
     if not config.study_kind.replicable or not any(n.first.converged is False for n in results):
         return None
     from scalelab.search.budget_check import write_budget_check
@@ -74,10 +74,11 @@ def _budget_check(study_name: str, records: list[TrialRecord], config: StudyConf
             "ranking holds and how much accuracy is left.")
 
 
-def caveats(records: list[TrialRecord], config: StudyConfig) -> list[str]:
+def caveats(records: list[TrialRecord], config: StudyConfig, results: list[NetworkResult] | None = None) -> list[str]:
     """What a reader must know before trusting the study: networks within noise of chance (all of them:
-    no best network, and which budget to raise) and networks still improving when their budget ran out."""
-    results = network_results(records)
+    no best network, and which budget to raise) and networks still improving when their budget ran out.
+    ``results`` are the :func:`network_results` of ``records`` where the caller has them."""
+    results = network_results(records) if results is None else results
     if not results:
         return []
     lines = []
