@@ -236,12 +236,13 @@ class Design:
                 f_stat = (ss_lof / self.df_lof) / (rss_pure / self.df_pure)
             lof_p = np.where(rss_pure > 0, special.fdtrc(self.df_lof, self.df_pure, np.nan_to_num(f_stat)),
                              np.where(ss_lof > 0, 0.0, 1.0))
-            networks = lof_p < LACK_OF_FIT_P
-            s2 = np.where(networks, ss_lof / self.df_lof, s2)
-            df = np.where(networks, float(self.df_lof), df)
+            misfit = lof_p < LACK_OF_FIT_P
             if self.bracket is not None:
-                bracketed = networks
-                networks = np.zeros_like(networks)
+                bracketed = misfit
+            else:
+                networks = misfit
+                s2 = np.where(networks, ss_lof / self.df_lof, s2)
+                df = np.where(networks, float(self.df_lof), df)
         identical = np.ptp(acc, axis=0) == 0
         se = np.where(identical, 0.0, np.sqrt(np.maximum(s2, 0.0) * self.var_factor))
         diff = np.where(identical, 0.0, diff)
