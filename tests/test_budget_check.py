@@ -32,6 +32,18 @@ def _records(final, gain):
     return out
 
 
+def test_a_sweeps_check_trains_its_best_compound_and_best_single_network():
+    """A sweep's answer is compound against single dimensions: its check keeps the best of each side, even
+    where two single-dimension networks lead; without compound networks, the two most accurate."""
+    from scalelab.search.kinds import get_kind
+
+    records = [dataclasses.replace(r, kind="sweep", point=Point(dimension=dim, multiple=2.0)) for r, dim in
+               zip(_records([0.50, 0.60, 0.58, 0.55, 0.40], gain=0.05), (None, "width", "resolution", "compound", "compound"))]
+    sweep = get_kind("sweep")
+    assert [n.first.spec.name for n in sweep.budget_check_networks(network_results(records))] == ["net1", "net3"]
+    assert [n.first.spec.name for n in sweep.budget_check_networks(network_results(records[:3]))] == ["net1", "net2"]
+
+
 def test_a_rising_network_under_an_annealed_schedule_is_not_called_unconverged(tiny_grid):
     records = _records([0.40, 0.45], gain=0.05)
     annealed = caveats(records, build({**tiny_grid, "train": {**tiny_grid["train"], "schedule": "cosine"}})[0])
@@ -47,7 +59,7 @@ def test_only_a_study_with_rising_networks_writes_a_check(tiny_grid, tmp_path):
     config = build(tiny_grid)[0]
     assert _budget_check("grid-s", network_results(_records([0.40, 0.45, 0.30], gain=0.0)), config, tmp_path) is None
     line = _budget_check("grid-s", network_results(_records([0.40, 0.45, 0.30], gain=0.05)), config, tmp_path)
-    assert line.startswith(f"Budget check: `scalelab run {tmp_path / CHECK_FILE}` trains the 2 most accurate")
+    assert line.startswith(f"Budget check: `scalelab run {tmp_path / CHECK_FILE}` trains net1 and net0 again")
     assert load_study_file(tmp_path / CHECK_FILE)["search"]["models"] == [
         str(tmp_path / "budget-check" / "net1.json"), str(tmp_path / "budget-check" / "net0.json")]
 

@@ -67,11 +67,12 @@ def _budget_check(study_name: str, results: list[NetworkResult], config: StudyCo
         return None
     from scalelab.search.budget_check import write_budget_check
 
-    leaders = sorted(results, key=lambda n: -n.mean)[:2]
-    path = write_budget_check(study_name, config, leaders, out_dir)
-    return (f"Budget check: `scalelab run {path}` trains the {len(leaders)} most accurate networks again with "
-            f"twice this training budget, the same data, split, recipe and {config.seeds} seed(s): whether the "
-            "ranking holds and how much accuracy is left.")
+    checked = config.study_kind.budget_check_networks(results)
+    path = write_budget_check(study_name, config, checked, out_dir)
+    names = " and ".join(n.first.spec.name for n in checked)
+    return (f"Budget check: `scalelab run {path}` trains {names} again with twice this training budget, the "
+            f"same data, split, recipe and {config.seeds} seed(s): whether their order holds and how much "
+            "accuracy is left.")
 
 
 def caveats(records: list[TrialRecord], config: StudyConfig, results: list[NetworkResult] | None = None) -> list[str]:

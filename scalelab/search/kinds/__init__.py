@@ -23,7 +23,7 @@ from scalelab.search.record import Point, TrialCost, TrialRecord
 
 if TYPE_CHECKING:
     from scalelab.search.config import StudyConfig
-    from scalelab.search.summary import Summary
+    from scalelab.search.summary import NetworkResult, Summary
 
 Values = float | tuple[float, float]
 
@@ -117,6 +117,9 @@ class StudyKind(Protocol):
 
     def settled(self, config: StudyConfig, plan: Plan, records: list[TrialRecord]) -> str | None:
         """Why the replicates not yet trained are not needed (the study's question is answered), or None."""
+
+    def budget_check_networks(self, results: list[NetworkResult]) -> list[NetworkResult]:
+        """Of a replicable kind: the networks a budget check trains again, those its answer rests on."""
 
     def name_parts(self, config: StudyConfig) -> list[str]:
         """Words of the default study name."""

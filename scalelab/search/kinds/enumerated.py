@@ -19,7 +19,7 @@ from scalelab.search.record import Point, TrialCost, TrialRecord
 
 if TYPE_CHECKING:
     from scalelab.search.config import StudyConfig
-    from scalelab.search.summary import Summary
+    from scalelab.search.summary import NetworkResult, Summary
 
 POINT_ATTR = "point"
 """User attribute of a queued trial: the index of its network in the plan."""
@@ -99,6 +99,10 @@ class EnumeratedKind:
 
     def settled(self, config: StudyConfig, plan: Plan, records: list[TrialRecord]) -> str | None:
         return None  # every seed is trained
+
+    def budget_check_networks(self, results: list[NetworkResult]) -> list[NetworkResult]:
+        """The networks a budget check trains again: the two most accurate."""
+        return sorted(results, key=lambda n: -n.mean)[:2]
 
     def name_parts(self, config: StudyConfig) -> list[str]:
         return [self.name, Path(config.base.name).stem, config.dataset]

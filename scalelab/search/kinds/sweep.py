@@ -19,6 +19,7 @@ from scalelab.search.kinds.enumerated import EnumeratedKind, dedupe
 
 if TYPE_CHECKING:
     from scalelab.search.config import StudyConfig
+    from scalelab.search.summary import NetworkResult
 
 DIMENSIONS = ("width", "depth", "resolution", "compound")
 BASE = "base"
@@ -78,3 +79,12 @@ class Sweep(EnumeratedKind):
 
     def params(self, planned: Planned) -> dict[str, float | str]:
         return {"dimension": planned.point.dimension or BASE, "multiple": planned.point.multiple}
+
+    def budget_check_networks(self, results: list[NetworkResult]) -> list[NetworkResult]:
+        """The most accurate compound network and the most accurate single-dimension one: whether compound
+        scaling's place against single dimensions holds with more training (the two most accurate networks
+        overall where there is no compound network)."""
+        ranked = sorted(results, key=lambda n: -n.mean)
+        compound = [n for n in ranked if n.first.point.dimension == "compound"]
+        single = [n for n in ranked if n.first.point.dimension in ("width", "depth", "resolution")]
+        return [single[0], compound[0]] if compound and single else ranked[:2]
