@@ -31,6 +31,9 @@ def test_all_chance_sweep_names_no_best_network_and_no_difference(capsys, monkey
             "and no difference between them means anything. Raise the training budget: --epochs (now 1 per "
             "trial) and --max-images (now 64).") in out
     assert "Most accurate" not in out and "Best" not in out
+    # The summary states the report's verdict too: compound against width, no clear difference.
+    assert re.findall(r"Compound against (\w+) at [^:]+: ([^;]+);", out) == [("width", "no clear difference")]
+    assert "more accurate" not in out
 
     code, out, err = run(capsys, monkeypatch, "results", "--study", "s", "--run-dir", str(tmp_path), "--json")
     assert code == 0, err

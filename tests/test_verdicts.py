@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from scalelab.analysis.calibration import simulate, steep_accuracy
-from scalelab.analysis.compare import compound_vs_single
+from scalelab.analysis.compare import compound_vs_single, verdict_line
 from scalelab.analysis.verdicts import binomial_interval, compare_dimensions
 from scalelab.cli import main
 
@@ -129,6 +129,15 @@ def test_networks_off_the_shared_curve_are_compared_where_measured():
     assert c.lower <= min(ends) and max(ends) <= c.upper and min(ends) <= c.diff <= max(ends)
     # Five networks plus two seed effects fitted to 15 trials: 8 degrees of freedom of seed-to-seed noise.
     assert c.df == 15 - 5 - 2 == 8
+    # The summary's line for it (and for resolution, on compound's curve: not settled, what would settle it).
+    lines = [verdict_line(row) for row in compound_vs_single(
+        sweep(lambda dim, m, seed: acc("compound" if dim == "resolution" else dim, m, seed), seeds=(0, 1, 2))
+    ).itertuples(index=False)]
+    assert lines[0].startswith("Compound against width at 122 M multiply-adds: width more accurate; compound "
+                               "minus width -")
+    assert "5 networks, up to 3 seed(s), measured networks)." in lines[0]
+    assert "resolution at 130 M multiply-adds: no clear difference" in lines[2]
+    assert lines[2].endswith("to know: a compound network nearer 130 M multiply-adds, or more seeds.")
 
 
 def test_bracketed_verdicts_keep_the_false_positive_rate_and_find_real_differences():

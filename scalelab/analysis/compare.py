@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from numpy.typing import ArrayLike
 from scalelab.analysis.fit import Fit, FitError
 from scalelab.analysis.fit_select import DEFAULT_FORMS, select_form
 from scalelab.analysis.verdicts import Comparison, compare_dimensions
+from scalelab.units import si
 
 SINGLE_DIMENSIONS: tuple[str, ...] = ("width", "depth", "resolution")
 DIMENSIONS: tuple[str, ...] = (*SINGLE_DIMENSIONS, "compound")
@@ -111,6 +113,23 @@ def compound_vs_single(data: pd.DataFrame | Mapping[str, DimensionFit], *, level
         verdict = {"a": "compound", "b": dim}.get(c.verdict, "none")
         rows.append({"dimension": dim, **dataclasses.asdict(c), "verdict": verdict})
     return pd.DataFrame(rows, columns=columns)
+
+
+def verdict_line(c: Any) -> str:
+    """One row of :func:`compound_vs_single` as a line of plain text (the report words it at length)."""
+    dim = c.dimension
+    if not c.answered:
+        return f"Compound against {dim}: not answered ({c.note})."
+    said = {"compound": "compound more accurate", dim: f"{dim} more accurate"}.get(c.verdict, "no clear difference")
+    basis = "measured networks" if c.variance == "bracket" else f"{c.curve} shared curve"
+    line = (f"Compound against {dim} at {si(c.flops_ref, 'multiply-adds')}: {said}; compound minus {dim} "
+            f"{100 * c.diff:+.1f} points ({100 * c.lower:+.1f} to {100 * c.upper:+.1f}, {100 * c.level:g}% "
+            f"simultaneous over {c.comparisons}; {c.networks} networks, up to {c.seeds} seed(s), {basis})")
+    if c.verdict != "none" or c.identical:
+        return line + "."
+    if c.variance == "bracket":
+        return line + f"; to know: a {c.bracketed} network nearer {si(c.flops_ref, 'multiply-adds')}, or more seeds."
+    return line + f"; these trials could detect about {100 * c.detectable:.1f} points; more seeds narrow it."
 
 
 def pareto_front(flops: ArrayLike, accuracy: ArrayLike) -> np.ndarray:

@@ -33,13 +33,13 @@ if TYPE_CHECKING:
 CHECK_FILE = "budget-check.toml"
 
 
-def write_budget_check(study_name: str, config: StudyConfig, leaders: list[NetworkResult], out_dir: Path,
+def write_budget_check(study_name: str, config: StudyConfig, networks: list[NetworkResult], out_dir: Path,
                        factor: float = 2.0) -> Path:
-    """Write ``out_dir/budget-check.toml`` and the leaders' specs beside it (``budget-check/<name>.json``);
+    """Write ``out_dir/budget-check.toml`` and the networks' specs beside it (``budget-check/<name>.json``);
     returns the study file's path."""
     specs = out_dir / "budget-check"
     models = [str(write_text_atomic(specs / (re.sub(r"[^A-Za-z0-9_.@-]+", "-", n.first.spec.name) + ".json"),
-                                    n.first.spec.to_json() + "\n")) for n in leaders]
+                                    n.first.spec.to_json() + "\n")) for n in networks]
     train = {k: v for k, v in config.to_dict()["train"].items() if v is not None}
     for key in ("epochs", "max_images", "max_seconds"):
         if key in train and math.isfinite(train[key]):
@@ -50,8 +50,8 @@ def write_budget_check(study_name: str, config: StudyConfig, leaders: list[Netwo
     if config.data_dir is not None:
         top["data_dir"] = config.data_dir
     budget = ", ".join(f"{k} {train[k]:g}" for k in ("epochs", "max_images", "max_seconds") if k in train)
-    now = "; ".join(f"{n.first.spec.name} {n.accuracy()}" for n in leaders)
-    header = (f"# Budget check of study {study_name}: its {len(leaders)} leading networks trained again with "
+    now = "; ".join(f"{n.first.spec.name} {n.accuracy()}" for n in networks)
+    header = (f"# Budget check of study {study_name}: {len(networks)} of its networks trained again with "
               f"{factor:g}x its training budget\n# ({budget}), the same data, split, recipe and seeds. Run it "
               f"from the folder the study ran in:\n#   scalelab run {out_dir / CHECK_FILE}\n"
               f"# Validation accuracy at the study's budget: {now}\n")

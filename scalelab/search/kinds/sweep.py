@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import optuna
 import torch
 
 from scalelab.arch.scaling import Scale, apply, phi_for
@@ -16,10 +18,11 @@ from scalelab.errors import SearchError
 from scalelab.search.kinds import Plan, Planned, register
 from scalelab.search.kinds.coefficients import SEED_COEFFICIENTS, check_coefficients, compound_point, measured
 from scalelab.search.kinds.enumerated import EnumeratedKind, dedupe
+from scalelab.search.record import Status, TrialRecord
 
 if TYPE_CHECKING:
     from scalelab.search.config import StudyConfig
-    from scalelab.search.summary import NetworkResult
+    from scalelab.search.summary import NetworkResult, Summary
 
 DIMENSIONS = ("width", "depth", "resolution", "compound")
 BASE = "base"
@@ -79,6 +82,24 @@ class Sweep(EnumeratedKind):
 
     def params(self, planned: Planned) -> dict[str, float | str]:
         return {"dimension": planned.point.dimension or BASE, "multiple": planned.point.multiple}
+
+    def summary(self, study: optuna.Study, config: StudyConfig, plan: Plan, records: list[TrialRecord],
+                out_dir: Path, out: str | None) -> Summary:
+        """The networks, then compound against each single dimension at equal FLOPs (the report's verdicts)."""
+        import pandas as pd
+
+        from scalelab.analysis.compare import compound_vs_single, verdict_line
+        from scalelab.analysis.results import row
+
+        summary = super().summary(study, config, plan, records, out_dir, out)
+        done = [row(r) for r in records if r.status is Status.COMPLETE]
+        verdicts = compound_vs_single(pd.DataFrame(done)) if done else pd.DataFrame()
+        summary.lines += [verdict_line(c) for c in verdicts.itertuples(index=False)]
+        summary.data["compound_vs_single"] = [
+            {k: getattr(c, k) for k in ("dimension", "verdict", "diff", "lower", "upper", "level", "flops_ref",
+                                        "variance", "networks", "seeds")}
+            for c in verdicts.itertuples(index=False) if c.answered]
+        return summary
 
     def budget_check_networks(self, results: list[NetworkResult]) -> list[NetworkResult]:
         """The most accurate compound network and the most accurate single-dimension one: whether compound
