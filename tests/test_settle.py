@@ -8,7 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from scalelab.analysis.results import separation_levels
+from scalelab.analysis.results import judged_levels
 from scalelab.arch.zoo import get_preset
 from scalelab.errors import SearchError
 from scalelab.search import Status, TrialRecord, build, get_kind, run_study
@@ -76,7 +76,7 @@ def test_replicates_not_needed_are_left_untrained_recorded_and_stay_so_on_resume
     run_study(config, options)  # resuming queues nothing again
     assert len(study.get_trials()) == len(trials)
     # The report judges the winner at the level the study used: 95% shared between its two looks.
-    assert separation_levels(storage_url(options.storage, options.run_dir)) == {"settle": pytest.approx(0.975)}
+    assert judged_levels(storage_url(options.storage, options.run_dir)) == {"settle": pytest.approx(0.975)}
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -89,7 +89,46 @@ def test_settle_after_needs_a_spread_and_seeds_left_to_save(tiny_grid, settings,
         _config(tiny_grid, **settings)
 
 
-def test_settle_after_applies_to_grids_only(tiny_study):
+def test_settle_after_applies_to_kinds_that_ask_a_question(tiny_study, tmp_path):
+    spec = tmp_path / "net.json"
+    spec.write_text(get_preset("baseline_convnet", 10).to_json())
+    compare = {**tiny_study, "kind": "compare", "search": {"models": [str(spec), "baseline_convnet"]}}
+    with pytest.raises(SearchError, match="--settle-after applies to grid and sweep studies"):
+        build({**compare, "seeds": 3, "settle_after": 2})
     sweep = {**tiny_study, "kind": "sweep", "search": {"multiples": [1, 2], "dimensions": ["width"]}}
-    with pytest.raises(SearchError, match="--settle-after applies to grid studies"):
-        build({**sweep, "seeds": 3, "settle_after": 2})
+    assert build({**sweep, "seeds": 3, "settle_after": 2})[0].judged_at(0.95) == pytest.approx(0.975)
+
+
+def _sweep_records(accuracy):
+    """Complete sweep records: (dimension, FLOPs multiple) -> accuracy of each replicate (replicate k: seed
+    k); dimension None is the base network."""
+    base = get_preset("baseline_convnet", 10)
+    out = []
+    for (dim, k), accs in accuracy.items():
+        spec = dataclasses.replace(base, name=f"{dim or 'base'}-x{k:g}")
+        for rep, acc in enumerate(accs):
+            out.append(TrialRecord(study="s", number=len(out), kind="sweep", dataset="cifar10-mini", spec=spec,
+                                   cost=TrialCost(1000, round(10_000 * k)), status=Status.COMPLETE,
+                                   provenance=Provenance("0", None, None, "cpu", 1, rep),
+                                   point=Point(dimension=dim, multiple=k),
+                                   outcome=Outcome(val_acc=acc, val_images=1000), replicate=rep))
+    return out
+
+
+def test_a_sweep_is_settled_once_compound_against_every_dimension_has_a_verdict(tiny_study):
+    """Width clearly ahead of compound at both multiples (seed noise a few tenths of a point): settled after
+    three seeds; the same sweep with resolution on compound's curve leaves that comparison open."""
+    sweep = {**tiny_study, "kind": "sweep", "search": {"multiples": [1, 2, 4], "dimensions": ["width", "compound"]}}
+    config = build({**sweep, "seeds": 6, "settle_after": 3})[0]
+    noise = (0.0, 0.004, -0.003)
+    curve = {None: [0.60], "width": [0.75, 0.80], "compound": [0.70, 0.76]}
+    flops = {None: [1.0], "width": [1.9, 3.7], "compound": [2.4, 5.2]}
+    accuracy = {(dim, k): [acc + e for e in noise] for dim in curve for k, acc in zip(flops[dim], curve[dim])}
+    why = get_kind("sweep").settled(config, None, _sweep_records(accuracy))
+    assert why.startswith("compound against every single dimension decided after 3 seeds (width: width more "
+                          "accurate (")
+    open_ = {**accuracy, **{("resolution", k): [acc + e for e in noise[::-1]]
+                            for k, acc in zip((2.2, 4.6), curve["compound"])}}
+    assert get_kind("sweep").settled(config, None, _sweep_records(open_)) is None
+
+

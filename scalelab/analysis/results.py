@@ -151,18 +151,23 @@ def search_rewards(storage: str | BaseStorage) -> dict[str, tuple[float, float]]
     return out
 
 
-def separation_levels(storage: str | BaseStorage) -> dict[str, float]:
-    """The level every grid study in ``storage`` judged its winner at (lower than 95% per look when it
-    stopped adding seeds once settled)."""
+def judged_levels(storage: str | BaseStorage) -> dict[str, float]:
+    """The level each study in ``storage`` that settles a question judged it at: every grid's winner, and
+    the compound verdicts of a sweep that stopped adding seeds once settled (95% shared among its looks)."""
     from scalelab.search.config import config_from_dict
-    from scalelab.search.kinds.grid import separation_level
+    from scalelab.search.kinds.grid import SEPARATION_LEVEL
+    from scalelab.search.kinds.sweep import VERDICT_LEVEL
 
     storage = _open(storage)
     out = {}
     for summary in storage.get_all_studies():
         settings = summary.user_attrs.get("settings")
-        if settings is not None and settings.get("kind") == "grid":
-            out[summary.study_name] = separation_level(config_from_dict(settings))
+        if settings is None:
+            continue
+        if settings.get("kind") == "grid":
+            out[summary.study_name] = config_from_dict(settings).judged_at(SEPARATION_LEVEL)
+        elif settings.get("kind") == "sweep" and settings.get("settle_after"):
+            out[summary.study_name] = config_from_dict(settings).judged_at(VERDICT_LEVEL)
     return out
 
 

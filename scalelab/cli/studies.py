@@ -33,8 +33,10 @@ _STUDY_FLAGS = [
                                        help="With --budget: raise --seeds to the most whose trials all fit it, "
                                             "from this machine's trial times (sized again on resume)."),
      ("fill_budget",)),
-    ("settle_after", int, typer.Option(help="Grid: train seeds past this many only while the winner is not yet "
-                                            "separated from every other network (default 0: train every seed)."),
+    ("settle_after", int, typer.Option(help="Grid or sweep: train seeds past this many only while the question "
+                                            "is open (the winner not yet separated from every other network; "
+                                            "compound not yet decided against every single dimension; default 0: "
+                                            "train every seed)."),
      ("settle_after",)),
     ("val_fraction", float, typer.Option(help="Share of each class held out for validation (default 0.1)."),
      ("val_fraction",)),
@@ -403,12 +405,12 @@ def report_command(
     """Write static HTML pages (figures, fits, tables) of the studies in the storage; they work offline."""
     from pathlib import Path
 
-    from scalelab.analysis.results import results_table, search_rewards, separation_levels
+    from scalelab.analysis.results import judged_levels, results_table, search_rewards
     from scalelab.report import ReportSettings, write_site
     from scalelab.search.storage import storage_url
 
     storage = storage_url(storage, run_dir)
     settings = ReportSettings(n_bootstrap=bootstrap, rewards=search_rewards(storage),
-                              separation_levels=separation_levels(storage))
+                              judged_levels=judged_levels(storage))
     files = write_site(results_table(storage, study), Path(out), title=title, settings=settings)
     typer.echo(f"Wrote {len(files)} files to {Path(out)}; open {files[0]} in a browser")

@@ -29,8 +29,9 @@ class ReportSettings:
     ``saturation_gain`` is the accuracy gain (fraction) per doubling of FLOPs below which a dimension counts
     as saturated; ``target_flops`` and ``reward_exponent`` are T and w of the baseline search's reward
     ``ACC * (FLOPS / T)^w`` (T defaults to the median FLOPs of the search's trials); ``rewards`` maps a study
-    name to the (T, w) that search itself used, and wins over both; ``separation_levels`` maps a grid study
-    to the level it judged its winner at (95% where absent); ``max_curves`` caps the training curves drawn
+    name to the (T, w) that search itself used, and wins over both; ``judged_levels`` maps a study to the
+    level it judged its question at (a grid's winner: 95% where absent; a settling sweep's compound verdicts:
+    ``level`` where absent); ``max_curves`` caps the training curves drawn
     per study.
     """
 
@@ -40,7 +41,7 @@ class ReportSettings:
     target_flops: float | None = None
     reward_exponent: float = -0.07
     rewards: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    separation_levels: Mapping[str, float] = field(default_factory=dict)
+    judged_levels: Mapping[str, float] = field(default_factory=dict)
     max_curves: int = 10
     seed: int = 0
 

@@ -8,7 +8,6 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from scalelab.analysis.compare import pareto_front
-from scalelab.analysis.results import complete
 from scalelab.report.html import Html, cell, figure, flops, join, pct, table, tag
 from scalelab.report.style import LAYOUT, VAL_ACC_AXIS, flops_axis
 from scalelab.report.tables import NO_BEST, best_row, separation_of_best

@@ -127,7 +127,8 @@ def _scaling(study: _Study) -> Html:
 
 
 def _compound(study: _Study) -> Html:
-    return compound_section(study.fits, level=study.settings.level)
+    s = study.settings
+    return compound_section(study.fits, level=s.judged_levels.get(str(study.df["study"].iloc[0]), s.level))
 
 
 def _pareto(study: _Study) -> Html:
@@ -139,7 +140,7 @@ def _pareto(study: _Study) -> Html:
 
 
 def _grid(study: _Study) -> Html:
-    level = study.settings.separation_levels.get(str(study.df["study"].iloc[0]), SEPARATION_LEVEL)
+    level = study.settings.judged_levels.get(str(study.df["study"].iloc[0]), SEPARATION_LEVEL)
     return grid_section(study.df, level=level)
 
 

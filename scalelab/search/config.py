@@ -91,11 +91,18 @@ class StudyConfig:
     when the study is created or resumed (:mod:`scalelab.search.sizing`)."""
     settle_after: int = 0
     """With ``seeds`` above it, replicates past the first ``settle_after`` are trained only while the study's
-    question is open (a kind that asks one, the grid: is its winner separated from every other network?);
-    0 trains every seed."""
+    question is open (a kind that asks one: a grid, is its winner separated from every other network? a
+    sweep, does compound scaling differ from each single dimension?); 0 trains every seed."""
     heartbeat_s: int = 20
     halving: HalvingSettings = field(default_factory=HalvingSettings)
     """Multi-fidelity (``[halving]``): successive halving over the networks of an enumerated study."""
+
+    def judged_at(self, level: float) -> float:
+        """The level each look at the study's question is judged at. With ``settle_after`` the question is
+        asked after each seed from then on, so the looks share ``1 - level`` (Bonferroni): stopping at the
+        first answer does not raise the chance of a false one."""
+        looks = self.seeds - self.settle_after + 1 if self.settle_after else 1
+        return 1 - (1 - level) / looks
 
     def __post_init__(self) -> None:
         if self.halving.enabled and not getattr(self.study_kind, "enumerated", False):
@@ -113,8 +120,8 @@ class StudyConfig:
                               "--budget: give both (for example --budget 60m --fill-budget)")
         if self.settle_after:
             if not self.study_kind.settles:
-                raise SearchError(f"--settle-after applies to grid studies, whose winner can be settled; a "
-                                  f"{self.kind} study trains every seed")
+                raise SearchError(f"--settle-after applies to grid and sweep studies, whose question can be "
+                                  f"settled; a {self.kind} study trains every seed")
             if not 2 <= self.settle_after < self.seeds:
                 raise SearchError(f"--settle-after must be at least 2 (a spread needs two seeds) and below --seeds "
                                   f"({self.seeds}), got {self.settle_after}")

@@ -16,7 +16,6 @@ from scalelab.search.budget import parse_budget, seeds_within, trials_within
 from scalelab.search.config import StudyConfig
 from scalelab.search.summary import Summary
 from scalelab.train import train
-from scalelab.units import si
 
 SEED_SPREAD = 0.025
 """Seed-to-seed standard deviation of validation accuracy assumed when the study has no replicates yet:

@@ -31,6 +31,17 @@ NOT_NEEDED_ATTR = "not_needed"
 """Trial user attribute, true on such a replicate (ended pruned before training, its record saying why)."""
 
 
+def not_needed_line(study: optuna.Study, config: StudyConfig) -> tuple[str, int] | None:
+    """Where the study was settled before its last seeds: the summary's line saying so, and how many queued
+    replicates were left untrained."""
+    settled = study.user_attrs.get(SETTLED_ATTR)
+    if not settled:
+        return None
+    skipped = sum(bool(t.user_attrs.get(NOT_NEEDED_ATTR)) for t in study.get_trials(deepcopy=False))
+    return (f"Seeds past the first {config.settle_after} not needed: {settled}; {skipped} queued replicate(s) "
+            "not trained"), skipped
+
+
 class EnumeratedKind:
     """Base of the enumerated kinds; a subclass sets the class variables and :meth:`params`, and plans."""
 

@@ -32,7 +32,7 @@ from scalelab.cost_cache import cached_cost
 from scalelab.errors import SearchError
 from scalelab.files import write_text_atomic
 from scalelab.search.kinds import Plan, Planned, register
-from scalelab.search.kinds.enumerated import NOT_NEEDED_ATTR, SETTLED_ATTR, EnumeratedKind, dedupe
+from scalelab.search.kinds.enumerated import EnumeratedKind, dedupe, not_needed_line
 from scalelab.search.record import Point, Status, TrialCost, TrialRecord
 from scalelab.search.targets import Target, parse_target
 from scalelab.units import si
@@ -211,12 +211,10 @@ class Grid(EnumeratedKind):
                      f"{saved['duplicates']} duplicates (same network as another point), {stopped} stopped early "
                      f"(pruned or diverged); {len(done)} trained to the end")
         data: dict[str, Any] = {"study": study.study_name, "saved": saved}
-        settled = study.user_attrs.get(SETTLED_ATTR)
-        if settled:
-            skipped = sum(bool(t.user_attrs.get(NOT_NEEDED_ATTR)) for t in study.get_trials(deepcopy=False))
-            saved["not_needed"] = skipped
-            lines.append(f"Seeds past the first {config.settle_after} not needed: {settled}; {skipped} queued "
-                         "replicate(s) not trained")
+        settled = not_needed_line(study, config)
+        if settled is not None:
+            lines.append(settled[0])
+            saved["not_needed"] = settled[1]
         ended = {r.number for r in records if r.status not in (Status.FAILED, Status.PAUSED)}
         if len(ended) < len(plan.networks):
             lines.append(f"{len(plan.networks) - len(ended)} of {len(plan.networks)} grid networks not finished; "
@@ -248,14 +246,7 @@ def _separation(records: list[TrialRecord], best: TrialRecord, config: StudyConf
     does not raise the chance of a false one."""
     from scalelab.search.summary import separation
 
-    return separation(records, best, separation_level(config))
-
-
-def separation_level(config: StudyConfig) -> float:
-    """The level a grid judges its winner at: ``SEPARATION_LEVEL``, shared among the looks that
-    ``settle_after`` makes (one per seed from the K-th on)."""
-    looks = config.seeds - config.settle_after + 1 if config.settle_after else 1
-    return 1 - (1 - SEPARATION_LEVEL) / looks
+    return separation(records, best, config.judged_at(SEPARATION_LEVEL))
 
 
 def _coefficients(records: list[TrialRecord]) -> dict[str, str]:

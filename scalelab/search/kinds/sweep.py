@@ -17,14 +17,19 @@ from scalelab.cost_cache import cached_cost
 from scalelab.errors import SearchError
 from scalelab.search.kinds import Plan, Planned, register
 from scalelab.search.kinds.coefficients import SEED_COEFFICIENTS, check_coefficients, compound_point, measured
-from scalelab.search.kinds.enumerated import EnumeratedKind, dedupe
+from scalelab.search.kinds.enumerated import EnumeratedKind, dedupe, not_needed_line
 from scalelab.search.record import Status, TrialRecord
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from scalelab.search.config import StudyConfig
     from scalelab.search.summary import NetworkResult, Summary
 
 DIMENSIONS = ("width", "depth", "resolution", "compound")
+VERDICT_LEVEL = 0.95
+"""Confidence of the compound-against-single verdicts, simultaneous over the comparisons (and shared among
+the looks of ``settle_after``)."""
 BASE = "base"
 """The ``dimension`` parameter of the K = 1 trial (its record's dimension is None)."""
 
@@ -58,6 +63,7 @@ class Sweep(EnumeratedKind):
     title = "scaling sweep: single dimensions and compound"
     settings = SweepSettings
     report_sections = ("scaling", "compound", "curves", "architecture", "models")
+    settles = True
 
     def plan(self, config: StudyConfig, num_classes: int, device: torch.device) -> Plan:
         s: SweepSettings = config.search
@@ -86,20 +92,31 @@ class Sweep(EnumeratedKind):
     def summary(self, study: optuna.Study, config: StudyConfig, plan: Plan, records: list[TrialRecord],
                 out_dir: Path, out: str | None) -> Summary:
         """The networks, then compound against each single dimension at equal FLOPs (the report's verdicts)."""
-        import pandas as pd
-
-        from scalelab.analysis.compare import compound_vs_single, verdict_line
-        from scalelab.analysis.results import row
+        from scalelab.analysis.compare import verdict_line
 
         summary = super().summary(study, config, plan, records, out_dir, out)
-        done = [row(r) for r in records if r.status is Status.COMPLETE]
-        verdicts = compound_vs_single(pd.DataFrame(done)) if done else pd.DataFrame()
+        verdicts = _verdicts(records, config)
         summary.lines += [verdict_line(c) for c in verdicts.itertuples(index=False)]
+        settled = not_needed_line(study, config)
+        if settled is not None:
+            summary.lines.append(settled[0])
         summary.data["compound_vs_single"] = [
             {k: getattr(c, k) for k in ("dimension", "verdict", "diff", "lower", "upper", "level", "flops_ref",
                                         "variance", "networks", "seeds")}
             for c in verdicts.itertuples(index=False) if c.answered]
         return summary
+
+    def settled(self, config: StudyConfig, plan: Plan, records: list[TrialRecord]) -> str | None:
+        """Settled once every comparison of compound scaling with a single dimension has a verdict (each
+        look at :meth:`StudyConfig.judged_at`); a 'no clear difference' keeps the seeds coming."""
+        verdicts = _verdicts(records, config)
+        if verdicts.empty or not (verdicts["answered"] & (verdicts["verdict"] != "none")).all():
+            return None
+        seeds = int(verdicts["seeds"].min())
+        said = "; ".join(f"{c.dimension}: {c.verdict if c.verdict == 'compound' else c.dimension} more accurate "
+                         f"({100 * c.lower:+.1f} to {100 * c.upper:+.1f} points)"
+                         for c in verdicts.itertuples(index=False))
+        return f"compound against every single dimension decided after {seeds} seeds ({said})"
 
     def budget_check_networks(self, results: list[NetworkResult]) -> list[NetworkResult]:
         """The most accurate compound network and the most accurate single-dimension one: whether compound
@@ -109,3 +126,14 @@ class Sweep(EnumeratedKind):
         compound = [n for n in ranked if n.first.point.dimension == "compound"]
         single = [n for n in ranked if n.first.point.dimension in ("width", "depth", "resolution")]
         return [single[0], compound[0]] if compound and single else ranked[:2]
+
+
+def _verdicts(records: list[TrialRecord], config: StudyConfig) -> pd.DataFrame:
+    """Compound against each single dimension on the complete trials, at the level of one look."""
+    import pandas as pd
+
+    from scalelab.analysis.compare import compound_vs_single
+    from scalelab.analysis.results import row
+
+    done = [row(r) for r in records if r.status is Status.COMPLETE]
+    return compound_vs_single(pd.DataFrame(done), level=config.judged_at(VERDICT_LEVEL)) if done else pd.DataFrame()
