@@ -213,8 +213,8 @@ class Design:
         sat_rank = int(np.linalg.matrix_rank(sat))
         self.df_pure, self.df_lof = self.n - sat_rank, sat_rank - self.p
         self.sat, self.sat_pinv = sat, np.linalg.pinv(sat)
-        self.bracket = (Bracket.of(flops, in_a, in_b, network, sat, self.flops_ref) if self.df_pure >= 1
-                        else None)
+        self.bracket = (Bracket.of(flops, in_a, in_b, network, self.sat_pinv, self.flops_ref)
+                        if self.df_pure >= 1 else None)
 
     def estimate(self, acc: np.ndarray, *, level: float, power: float = POWER) -> dict[str, np.ndarray]:
         """Fit every column of ``acc`` (trials x columns). Arrays per column: diff, se, df, lower, upper
@@ -276,11 +276,11 @@ class Bracket:
     bracketed: tuple[str, float, float]
 
     @classmethod
-    def of(cls, flops: np.ndarray, in_a: np.ndarray, in_b: np.ndarray, network: np.ndarray, sat: np.ndarray,
-           flops_ref: float) -> Bracket | None:
-        """None where no network of the other dimension (or the base) lies at or below ``F_ref``."""
-        names = np.unique(network)
-        first = [int(np.flatnonzero(network == name)[0]) for name in names]
+    def of(cls, flops: np.ndarray, in_a: np.ndarray, in_b: np.ndarray, network: np.ndarray,
+           sat_pinv: np.ndarray, flops_ref: float) -> Bracket | None:
+        """None where no network of the other dimension (or the base) lies at or below ``F_ref``. The networks
+        are indexed as the saturated model's columns (``np.unique`` order), whose pseudo-inverse is ``sat_pinv``."""
+        _, first = np.unique(network, return_index=True)
         net_flops = flops[first]
         side = np.where(in_a[first], "a", np.where(in_b[first], "b", ""))
         reached = "a" if net_flops[side == "a"].max() <= net_flops[side == "b"].max() else "b"
@@ -292,10 +292,10 @@ class Bracket:
             return None
         lo, hi = int(below[np.argmax(net_flops[below])]), int(above[np.argmin(net_flops[above])])
         sign = 1.0 if reached == "a" else -1.0  # a - b
-        ends = np.zeros((2, sat.shape[1]))
+        ends = np.zeros((2, sat_pinv.shape[0]))
         for row, x in enumerate((lo, hi)):
             ends[row, m], ends[row, x] = sign, -sign
-        factors = np.einsum("ij,jk,ik->i", ends, np.linalg.pinv(sat.T @ sat), ends)
+        factors = np.sum((ends @ sat_pinv) ** 2, axis=1)  # c' (S'S)^+ c = |c' S^+|^2
         span = np.log(net_flops[hi] / net_flops[lo])
         weight = float(np.log(flops_ref / net_flops[lo]) / span) if span > 0 else 0.0
         return cls(ends, factors, weight, (other, float(net_flops[lo]), float(net_flops[hi])))

@@ -32,14 +32,14 @@ def bench_comparisons_command(
         raise typer.BadParameter("differences are positive points", param_hint="--diff")
     if curve not in CURVES:
         raise typer.BadParameter(f"{curve!r} is not one of {', '.join(CURVES)}", param_hint="--curve")
-    true_accuracy = CURVES[curve]
+    truth = CURVES[curve]
     top = 2.0 ** (multiples - 1)
     rows, lines = [], []
     for n_seeds in seeds:
         null = simulate(sims=sims, multiples=multiples, seeds=n_seeds, noise=noise / 100, level=level, seed=seed,
-                        curve=true_accuracy)
+                        curve=truth)
         powers = [simulate(sims=sims, multiples=multiples, seeds=n_seeds, delta=d / 100, noise=noise / 100,
-                           level=level, seed=seed + 1 + i, curve=true_accuracy) for i, d in enumerate(diffs)]
+                           level=level, seed=seed + 1 + i, curve=truth) for i, d in enumerate(diffs)]
         rows.append(dict(
             seeds=n_seeds, sims=sims,
             false_positive_rate=null.any_claim.rate, false_positive_interval=null.any_claim.interval,
@@ -57,12 +57,12 @@ def bench_comparisons_command(
         lines.append(f"{n_seeds} seed{'s' if n_seeds > 1 else ''} per network: false positives {null.any_claim} of "
                      f"null sweeps (each verdict {null.claims}); power {power}; smallest detectable difference "
                      f"(80 % power) {null.detectable:.1f} points{more}")
-    base = 100 * float(true_accuracy(1.0))
+    base = 100 * float(truth(1.0))
     head = (f"Compound against width, depth and resolution on {sims} simulated sweeps per figure (seed {seed}): "
             f"the base network and each dimension at {multiples} FLOPs values up to {top:g}x (measured FLOPs off "
             f"plan as rounded networks land, compound at up to {MEASURED_MULTIPLES['compound'][multiples - 2]:g}x), "
             f"every dimension on one true {curve} curve ({base:.0f} % at the base, "
-            f"{100 * float(true_accuracy(top)):.1f} % at {top:g}x) plus Gaussian trial noise of sd {noise:g} points; "
+            f"{100 * float(truth(top)):.1f} % at {top:g}x) plus Gaussian trial noise of sd {noise:g} points; "
             f"{100 * level:g} % level, simultaneous over the 3 verdicts of a sweep. Rates with {100 * level:g} % "
             f"Clopper-Pearson intervals.")
     foot = (f"A false positive is a sweep where no dimension differs in which any verdict is other than 'no clear "

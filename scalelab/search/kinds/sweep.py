@@ -113,7 +113,7 @@ class Sweep(EnumeratedKind):
         if verdicts.empty or not (verdicts["answered"] & (verdicts["verdict"] != "none")).all():
             return None
         seeds = int(verdicts["seeds"].min())
-        said = "; ".join(f"{c.dimension}: {c.verdict if c.verdict == 'compound' else c.dimension} more accurate "
+        said = "; ".join(f"{c.dimension}: {c.verdict} more accurate "
                          f"({100 * c.lower:+.1f} to {100 * c.upper:+.1f} points)"
                          for c in verdicts.itertuples(index=False))
         return f"compound against every single dimension decided after {seeds} seeds ({said})"
@@ -124,7 +124,7 @@ class Sweep(EnumeratedKind):
         overall where there is no compound network)."""
         ranked = sorted(results, key=lambda n: -n.mean)
         compound = [n for n in ranked if n.first.point.dimension == "compound"]
-        single = [n for n in ranked if n.first.point.dimension in ("width", "depth", "resolution")]
+        single = [n for n in ranked if n.first.point.dimension not in (None, "compound")]
         return [single[0], compound[0]] if compound and single else ranked[:2]
 
 
