@@ -18,6 +18,9 @@ from optuna.trial import TrialState
 from scalelab.search.study import point_of
 
 STUDY = "sig"
+INTERRUPTED_EPOCHS = "50"
+"""For commands the test interrupts: far more training than it waits through, so that on a loaded machine, where
+the test polls the storage late, the command cannot finish before a trial is seen running."""
 
 
 def _command(tmp_path, *extra, epochs="1"):
@@ -60,7 +63,7 @@ def _assert_requeued(url):
 
 @pytest.mark.parametrize("repeated", [False, True], ids=["once", "until it exits"])
 def test_ctrl_c_requeues_the_trial_and_exits_130(tmp_path, repeated):
-    proc, url = _command(tmp_path)
+    proc, url = _command(tmp_path, epochs=INTERRUPTED_EPOCHS)
     _wait_running(url, proc)
     proc.send_signal(signal.SIGINT)
     while repeated and proc.poll() is None:  # later presses fall in the clean-up and in the exit itself
@@ -75,7 +78,7 @@ def test_ctrl_c_requeues_the_trial_and_exits_130(tmp_path, repeated):
 
 
 def test_sigterm_to_the_group_stops_every_worker_and_exits_143(tmp_path):
-    proc, url = _command(tmp_path, "--workers", "2")
+    proc, url = _command(tmp_path, "--workers", "2", epochs=INTERRUPTED_EPOCHS)
     _wait_running(url, proc, count=2)
     os.killpg(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
