@@ -238,6 +238,8 @@ STUDY = [
     Case(f"sweep {RUNS} --multiples 0.5", r"sweep multiples must be numbers >= 1"),
     Case(f"sweep {RUNS} --multiples 1,two", r"cannot read the list"),
     Case(f"sweep {RUNS} --dimensions height", r"unknown dimension 'height'"),
+    Case(f"sweep {RUNS} --add compound", r"cannot read the added network 'compound': write DIMENSION:K"),
+    Case(f"sweep {RUNS} --add height:3", r"cannot read the added network 'height:3'"),
     Case(f"sweep {RUNS} --alpha 0.5", r"alpha must be a number >= 1"),
     Case(f"scale {RUNS} --alpha 1 --beta 1 --gamma 1", r"must exceed 1 for the network to grow"),
     Case(f"scale {RUNS} --coefficients {{w}}/missing.json", r"cannot read alpha, beta, gamma from"),

@@ -17,7 +17,7 @@ from scalelab.search import Status, build, get_kind, read_record, run_study
 from scalelab.search.kinds.enumerated import POINT_ATTR
 from scalelab.search.record import SCHEMA, dashboard_attrs, study_records
 from scalelab.search.storage import open_storage, storage_url
-from scalelab.search.study import point_of, read_config, read_plan
+from scalelab.search.study import create_or_resume, point_of, read_config, read_plan
 from scalelab.search.trial import Objective
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -274,6 +274,38 @@ def test_sweep_records_dimension_and_multipliers(tiny_study):
         _check_dashboard(t, r)
         _check_curve_reported(t, r)
     assert "resolution" in summary.text() and "val acc" in summary.text()
+
+
+def test_a_sweep_grown_on_resume_trains_only_its_new_networks_and_keeps_the_old(tiny_study, capsys):
+    settings = {**tiny_study, "kind": "sweep", "study": "s", "search": {"multiples": [1, 2], "dimensions": ["width"]}}
+    config, options = build(settings)
+    run_study(config, options)
+    study = _study(options)
+    old_plan, old_trials = read_plan(study), study.get_trials()
+    storage = open_storage(storage_url(options.storage, options.run_dir), create=False)
+    other_command = Objective.for_study(study, storage, config, torch.device("cpu"))  # holds the old plan
+
+    grown, _ = build({**settings, "search": {"multiples": [1, 2], "dimensions": ["width", "resolution"],
+                                             "add": ["compound:2", "width:2"]}})  # width:2 is planned already
+    create_or_resume(storage, "s", grown, torch.device("cpu"))
+    assert "[s] grown: 2 network(s) added to the plan (baseline_convnet-w0.25-resolution2x (" in capsys.readouterr().err
+    plan = read_plan(study)
+    assert plan.networks[:len(old_plan.networks)] == old_plan.networks
+    assert [n.point.dimension for n in plan.networks[len(old_plan.networks):]] == ["resolution", "compound"]
+    trial = study.ask()  # a trial of a network the other command's plan lacks: read again, not refused
+    study.tell(trial, other_command(trial))
+    run_study(grown, options)
+
+    trials = study.get_trials()
+    assert [(t.number, t.datetime_complete) for t in trials[:len(old_trials)]] == [
+        (t.number, t.datetime_complete) for t in old_trials]  # nothing trained again
+    assert sorted(point_of(t) for t in trials) == list(range(len(plan.networks)))
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert {read_record(t).point.dimension for t in trials} == {None, "width", "resolution", "compound"}
+
+    shrunk, _ = build({**settings, "search": {"multiples": [1, 2], "dimensions": ["resolution"]}})
+    with pytest.raises(SearchError, match=r"search.dimensions: \['width', 'resolution'\] -> \['resolution'\].*may be extended"):
+        run_study(shrunk, options)
 
 
 def test_a_training_share_trains_every_network_on_the_same_fewer_images(tiny_grid):

@@ -137,7 +137,8 @@ def test_networks_off_the_shared_curve_are_compared_where_measured():
                                "minus width -")
     assert "5 networks, up to 3 seed(s), measured networks)." in lines[0]
     assert "resolution at 130 M multiply-adds: no clear difference" in lines[2]
-    assert lines[2].endswith("to know: a compound network nearer 130 M multiply-adds, or more seeds.")
+    assert lines[2].endswith("to know: a compound network nearer 130 M multiply-adds (resume the sweep with --add "
+                             "compound:K), or more seeds.")
 
 
 def test_bracketed_verdicts_keep_the_false_positive_rate_and_find_real_differences():

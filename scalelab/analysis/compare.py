@@ -128,7 +128,8 @@ def verdict_line(c: Any) -> str:
     if c.verdict != "none" or c.identical:
         return line + "."
     if c.variance == "bracket":
-        return line + f"; to know: a {c.bracketed} network nearer {si(c.flops_ref, 'multiply-adds')}, or more seeds."
+        return line + (f"; to know: a {c.bracketed} network nearer {si(c.flops_ref, 'multiply-adds')} (resume the "
+                       f"sweep with --add {c.bracketed}:K), or more seeds.")
     return line + f"; these trials could detect about {100 * c.detectable:.1f} points; more seeds narrow it."
 
 

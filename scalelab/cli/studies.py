@@ -251,6 +251,7 @@ def scale_command(
 def sweep_command(
     multiples: Annotated[Optional[list[str]], typer.Option(help="FLOPs multiples K (default 1,2,4,8).")] = None,
     dimensions: Annotated[Optional[list[str]], typer.Option(help="Of width, depth, resolution, compound (default all).")] = None,
+    add: Annotated[Optional[list[str]], typer.Option(help="One more network, DIMENSION:K (e.g. compound:3.3), beyond every dimension at every multiple; repeatable. Resuming a sweep with more multiples, dimensions or added networks trains only the new ones.")] = None,
     flags: Optional[dict] = None,
     names: Optional[dict] = None,
 ) -> Any:
@@ -258,7 +259,7 @@ def sweep_command(
     matched FLOPs multiples K."""
     from scalelab.search import run_kind
 
-    search = _given(multiples=_list(multiples, float), dimensions=_list(dimensions))
+    search = _given(multiples=_list(multiples, float), dimensions=_list(dimensions), add=_list(add))
     return run_kind("sweep", _with(flags, search=search), names)
 
 

@@ -236,7 +236,9 @@ def _answer(row) -> str:
     if row.variance == "bracket":
         return (f"{where}: no clear difference at this confidence. {said}{scatter} To know, train a "
                 f"{row.bracketed} network nearer {flops(row.flops_ref)} (the span between its two networks "
-                f"does not narrow with seeds) or more seeds per network (they narrow each end's noise).")
+                f"does not narrow with seeds; resume the sweep with --add {row.bracketed}:K, where `scalelab "
+                f"plan` shows the FLOPs each K lands at) or more seeds per network (they narrow each end's "
+                f"noise).")
     return (f"{where}: no clear difference at this confidence. {said}{scatter} These trials could detect a "
             f"difference of about {100 * row.detectable:.1f} points (80 % power); to resolve smaller ones, "
             f"train more seeds per network (the interval narrows about as 1/√seeds: four times the seeds, half "

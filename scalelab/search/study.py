@@ -8,6 +8,7 @@ interrupted while being created), ``plan`` (``Plan.to_dict()``) and ``schema`` (
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 
@@ -20,16 +21,18 @@ from scalelab.data import load_dataset
 from scalelab.errors import SearchError
 from scalelab.search.config import StudyConfig, config_from_dict
 from scalelab.search.kinds import Plan
-from scalelab.search.kinds.enumerated import POINT_ATTR, REPLICATE_ATTR
+from scalelab.search.kinds.enumerated import POINT_ATTR, REPLICATE_ATTR, dedupe
 from scalelab.search.record import SCHEMA
 from scalelab.search.storage import display_url
+from scalelab.units import si
 
 LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, TrialState.RUNNING)
 """States that account for a point: done, or about to be."""
 
 
 def create_or_resume(storage: RDBStorage, name: str, config: StudyConfig, device: torch.device) -> optuna.Study:
-    """The study ``name``: resumed if it exists with the same settings, else planned and created.
+    """The study ``name``: resumed if it exists with the same settings (or with its kind's growable lists
+    extended: the new networks are planned and queued), else planned and created.
 
     Bad settings, and a clash with an existing study's settings, raise :class:`SearchError` before
     anything is written.
@@ -43,8 +46,10 @@ def create_or_resume(storage: RDBStorage, name: str, config: StudyConfig, device
         elif settings is not None:
             existing[name] = next(s for s in storage.get_all_studies() if s.study_name == name)
     if name in existing:
-        _check_same(name, existing[name].user_attrs, config, storage)
+        grows = _check_same(name, existing[name].user_attrs, config, storage)
         study = optuna.load_study(study_name=name, storage=storage)
+        if grows:
+            _grow(study, config, device)
         study.set_user_attr("settings", config.to_dict())  # the trial count or heartbeat may change
     else:
         kind = config.study_kind
@@ -53,7 +58,7 @@ def create_or_resume(storage: RDBStorage, name: str, config: StudyConfig, device
         try:
             study = optuna.create_study(storage=storage, study_name=name, directions=kind.directions(config))
         except optuna.exceptions.DuplicatedStudyError:  # another command created it a moment ago
-            return _resume_when_created(storage, name, config)
+            return _resume_when_created(storage, name, config, device)
         with warnings.catch_warnings():  # metric names are flagged experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(kind.metric_names(config))
@@ -69,15 +74,34 @@ CREATION_WAIT_S = 10.0
 moment after the study: planning happens before), before it takes the creation as interrupted."""
 
 
-def _resume_when_created(storage: RDBStorage, name: str, config: StudyConfig) -> optuna.Study:
+def _resume_when_created(storage: RDBStorage, name: str, config: StudyConfig,
+                         device: torch.device) -> optuna.Study:
     attrs = _settings_when_written(storage, name, CREATION_WAIT_S)
     if attrs is None:
         raise SearchError(f"study '{name}' is being created by another command that has not finished in "
                           f"{CREATION_WAIT_S:.0f} s; if that command died, re-run this one")
-    _check_same(name, attrs, config, storage)
+    grows = _check_same(name, attrs, config, storage)
     study = optuna.load_study(study_name=name, storage=storage)
+    if grows:
+        _grow(study, config, device)
+        study.set_user_attr("settings", config.to_dict())
     ensure_queued(study, config)
     return study
+
+
+def _grow(study: optuna.Study, config: StudyConfig, device: torch.device) -> None:
+    """Append to the stored plan the networks that ``config`` plans and it lacks. Planned networks keep
+    their index (their trials point at it); a new point that rounds to a planned network joins its aliases.
+    The plan is written before the settings, so a command killed in between grows nothing twice."""
+    stored = read_plan(study)
+    classes = load_dataset(config.dataset, config.data_dir).classes
+    wanted = config.study_kind.plan(config, len(classes), device)
+    networks = dedupe([*stored.networks, *wanted.networks])
+    study.set_user_attr("plan", Plan(stored.base, stored.base_flops, networks, wanted.facts).to_dict())
+    added = networks[len(stored.networks):]
+    said = ", ".join(f"{n.spec.name} ({si(n.cost.flops, 'multiply-adds')})" for n in added) or "none new"
+    print(f"[{study.study_name}] grown: {len(added)} network(s) added to the plan ({said}); the "
+          f"{len(stored.networks)} planned before keep their trials", file=sys.stderr, flush=True)
 
 
 def _settings_when_written(storage: RDBStorage, name: str, wait_s: float) -> dict | None:
@@ -149,18 +173,25 @@ def _has_trials(storage: RDBStorage, name: str) -> bool:
     return bool(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
 
 
-def _check_same(name: str, attrs: dict, config: StudyConfig, storage: RDBStorage) -> None:
+def _check_same(name: str, attrs: dict, config: StudyConfig, storage: RDBStorage) -> bool:
+    """Whether ``config`` grows the stored settings (False: the same); :class:`SearchError` if it clashes."""
     if attrs.get("schema") != SCHEMA:
         raise SearchError(f"study '{name}' in {display_url(storage.url)} was made by an older scalelab; "
                           "convert it once with `scalelab migrate`, or choose a new --study name")
     stored = config_from_dict(attrs["settings"]).identity()
     wanted = config.identity()
     if stored == wanted:
-        return
-    diffs = [f"{k}: {a!r} -> {b!r}" for k, a, b in _diff(stored, wanted)]
+        return False
+    changed = _diff(stored, wanted)
+    growable = {f"search.{k}" for k in config.study_kind.growable}
+    if all(k in growable and isinstance(a, list) and isinstance(b, list) and set(a) <= set(b) for k, a, b in changed):
+        return True
+    diffs = [f"{k}: {a!r} -> {b!r}" for k, a, b in changed]
+    may_grow = (f" (its {', '.join(config.study_kind.growable)} may be extended: they add networks)"
+                if config.study_kind.growable else "")
     raise SearchError(f"study '{name}' in {display_url(storage.url)} was made with other settings "
-                      f"({'; '.join(diffs[:4])}); re-run with its settings to resume it, or choose a new "
-                      "--study name")
+                      f"({'; '.join(diffs[:4])}); re-run with its settings to resume it{may_grow}, or choose a "
+                      "new --study name")
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[tuple[str, object, object]]:

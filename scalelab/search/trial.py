@@ -31,7 +31,7 @@ from scalelab.search.kinds.enumerated import NOT_NEEDED_ATTR, REPLICATE_ATTR, SE
 from scalelab.search.record import (Outcome, Point, Provenance, Status, TrialCost, TrialRecord, read_record,
                                     study_records, write_record)
 from scalelab.search.retry import TRANSIENT, with_retry
-from scalelab.search.study import read_plan
+from scalelab.search.study import point_of, read_plan
 from scalelab.train import EpochRecord, train
 
 RECORD_RETRY_S = 30.0
@@ -89,6 +89,9 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> Values:
         started, before = time.perf_counter(), overhead.since_last_trial()
+        index = point_of(trial)
+        if index is not None and index >= len(self.plan.networks):  # another command grew the study since
+            self.plan = read_plan(self.study)
         spec, point, known = with_retry(lambda: self.kind.network(trial, self.config, self.plan),
                                         within_s=RECORD_RETRY_S)
         c = known or _price(spec)

@@ -82,6 +82,9 @@ class StudyKind(Protocol):
     """Whether the study can train every network with several seeds (``seeds``)."""
     settles: ClassVar[bool]
     """Whether it asks a question that more seeds can settle, so that ``settle_after`` applies."""
+    growable: ClassVar[tuple[str, ...]]
+    """``[search]`` lists a resumed study may extend (each a superset of the stored one): the networks they
+    add are planned and queued, and those already planned keep their place and their trials."""
 
     def plan(self, config: StudyConfig, num_classes: int, device: torch.device) -> Plan: ...
 

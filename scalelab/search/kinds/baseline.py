@@ -74,6 +74,7 @@ class Baseline:
     enumerated: ClassVar[bool] = False
     replicable: ClassVar[bool] = False
     settles: ClassVar[bool] = False
+    growable: ClassVar[tuple[str, ...]] = ()
 
     def plan(self, config: StudyConfig, num_classes: int, device: torch.device) -> Plan:
         """The base network, T of the reward in absolute units, and the hard caps (multiples are of the

@@ -4,6 +4,7 @@ multiple; phi; model), and validation accuracy as the one objective."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -52,6 +53,10 @@ class EnumeratedKind:
     enumerated: ClassVar[bool] = True
     replicable: ClassVar[bool] = True
     settles: ClassVar[bool] = False
+    growable: ClassVar[tuple[str, ...]] = ()
+    categories: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """Every value a named parameter can take, for kinds whose studies grow: Optuna refuses a categorical
+    parameter whose choices change within a study, so they are all listed from the start."""
 
     def params(self, planned: Planned) -> dict[str, float | str]:
         """The Optuna parameters that place ``planned`` in the study."""
@@ -150,7 +155,7 @@ def distributions(kind: EnumeratedKind, plan: Plan) -> dict[str, BaseDistributio
     out: dict[str, BaseDistribution] = {}
     for key, vals in values.items():
         if all(isinstance(v, str) for v in vals):
-            out[key] = CategoricalDistribution(sorted(set(vals)))
+            out[key] = CategoricalDistribution(sorted(set(kind.categories.get(key, vals))))
         else:
             out[key] = FloatDistribution(float(min(vals)), float(max(vals)))
     return out
@@ -163,15 +168,18 @@ def price(spec: NetworkSpec, point: Point) -> Planned:
 
 def dedupe(planned: list[Planned]) -> tuple[Planned, ...]:
     """One entry per distinct network (the spec without its name), in first-seen order; the points of
-    the others go into its point's ``aliases``."""
+    the others (and their own aliases) go into its point's ``aliases``, each point once."""
     kept: dict[str, Planned] = {}
     for p in planned:
         key = p.spec.network_key
-        if key in kept:
-            first = kept[key]
-            point = Point(**{**vars(first.point), "aliases": (*first.point.aliases, p.point)})
-            kept[key] = Planned(first.spec, point, first.cost)
-        else:
+        if key not in kept:
             kept[key] = p
+            continue
+        first = kept[key]
+        known = [dataclasses.replace(first.point, aliases=()), *first.point.aliases]
+        for q in (dataclasses.replace(p.point, aliases=()), *p.point.aliases):
+            if q not in known:
+                known.append(q)
+        kept[key] = Planned(first.spec, dataclasses.replace(first.point, aliases=tuple(known[1:])), first.cost)
     return tuple(kept.values())
 

@@ -47,6 +47,9 @@ class SweepSettings:
     gamma: float = SEED_COEFFICIENTS[2]
     multiples: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
     dimensions: tuple[str, ...] = DIMENSIONS
+    add: tuple[str, ...] = ()
+    """Networks beyond every dimension at every multiple, each 'DIMENSION:K' (for example 'compound:3.3'):
+    one network placed where a verdict needs it, without training the other dimensions there too."""
 
     def __post_init__(self) -> None:
         check_coefficients(self.alpha, self.beta, self.gamma)
@@ -55,6 +58,22 @@ class SweepSettings:
         for d in self.dimensions:
             if d not in DIMENSIONS:
                 raise SearchError(f"unknown dimension {d!r}; choose one of {', '.join(DIMENSIONS)}")
+        self.added()
+
+    def added(self) -> list[tuple[str, float]]:
+        """``add`` as (dimension, K) pairs."""
+        pairs = []
+        for item in self.add:
+            dim, _, k = str(item).partition(":")
+            try:
+                multiple = float(k.removesuffix("x"))
+            except ValueError:
+                multiple = float("nan")
+            if dim not in DIMENSIONS or not multiple > 1:
+                raise SearchError(f"cannot read the added network {item!r}: write DIMENSION:K with DIMENSION one "
+                                  f"of {', '.join(DIMENSIONS)} and K > 1, for example 'compound:3.3'")
+            pairs.append((dim, multiple))
+        return pairs
 
 
 @register
@@ -64,26 +83,31 @@ class Sweep(EnumeratedKind):
     settings = SweepSettings
     report_sections = ("scaling", "compound", "curves", "architecture", "models")
     settles = True
+    growable = ("multiples", "dimensions", "add")
+    categories = {"dimension": (BASE, *DIMENSIONS)}
 
     def plan(self, config: StudyConfig, num_classes: int, device: torch.device) -> Plan:
         s: SweepSettings = config.search
         base = config.base.resolve(num_classes)
         base_flops = cached_cost(base).flops
+        layers = config.base.layer_rounding
+
+        def scaled(dim: str, k: float) -> Planned:
+            name = f"{base.name}-{dim}{k:g}x"
+            if dim == "compound":
+                phi = phi_for(k, s.alpha, s.beta, s.gamma)
+                return compound_point(base, base_flops, s.alpha, s.beta, s.gamma, phi, name, k, layers=layers)
+            scale = single_scale(dim, k)
+            return measured(apply(base, scale, name=name, layers=layers), base_flops, scale=scale, dimension=dim,
+                            multiple=k)
+
         networks: list[Planned] = []
         for k in s.multiples:
             if k == 1:
                 networks.append(measured(base, base_flops, scale=Scale(), multiple=1.0))
-                continue
-            for dim in s.dimensions:
-                name = f"{base.name}-{dim}{k:g}x"
-                if dim == "compound":
-                    phi = phi_for(k, s.alpha, s.beta, s.gamma)
-                    networks.append(compound_point(base, base_flops, s.alpha, s.beta, s.gamma, phi, name, k,
-                                                   layers=config.base.layer_rounding))
-                else:
-                    scale = single_scale(dim, k)
-                    networks.append(measured(apply(base, scale, name=name, layers=config.base.layer_rounding), base_flops, scale=scale, dimension=dim,
-                                             multiple=k))
+            else:
+                networks += [scaled(dim, k) for dim in s.dimensions]
+        networks += [scaled(dim, k) for dim, k in s.added()]
         return Plan(base, base_flops, dedupe(networks))
 
     def params(self, planned: Planned) -> dict[str, float | str]:
