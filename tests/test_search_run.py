@@ -308,6 +308,24 @@ def test_a_sweep_grown_on_resume_trains_only_its_new_networks_and_keeps_the_old(
         run_study(shrunk, options)
 
 
+def test_a_sweep_made_before_sweeps_grew_adds_networks_of_its_dimensions_only(tiny_study, monkeypatch):
+    settings = {**tiny_study, "kind": "sweep", "study": "s", "search": {"multiples": [1, 2], "dimensions": ["width"]}}
+    config, options = build(settings)
+    kind = type(config.study_kind)
+    planned_now = kind.plan
+    with monkeypatch.context() as m:  # planned as before: the dimension choices are those of its networks
+        m.setattr(kind, "plan", lambda *a: dataclasses.replace(planned_now(*a), facts={}))
+        run_study(config, options)
+    study = _study(options)
+    old = read_plan(study)
+    with pytest.raises(SearchError, match=r"records its dimension as one of base, width .*cannot add networks"):
+        run_study(build({**settings, "search": {"multiples": [1, 2], "dimensions": ["width", "depth"]}})[0], options)
+    assert read_plan(study) == old
+    run_study(build({**settings, "search": {"multiples": [1, 2], "dimensions": ["width"], "add": ["width:3"]}})[0],
+              options)
+    assert sorted(read_record(t).point.multiple for t in study.get_trials()) == [1.0, 2.0, 3.0]
+
+
 def test_a_training_share_trains_every_network_on_the_same_fewer_images(tiny_grid):
     settings = {**tiny_grid, "train_fraction": 0.1, "train": {**tiny_grid["train"], "max_images": None}}
     config, options = build(settings)

@@ -14,6 +14,7 @@ import warnings
 
 import optuna
 import torch
+from optuna.distributions import CategoricalDistribution
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -21,7 +22,7 @@ from scalelab.data import load_dataset
 from scalelab.errors import SearchError
 from scalelab.search.config import StudyConfig, config_from_dict
 from scalelab.search.kinds import Plan
-from scalelab.search.kinds.enumerated import POINT_ATTR, REPLICATE_ATTR, dedupe
+from scalelab.search.kinds.enumerated import POINT_ATTR, REPLICATE_ATTR, dedupe, distributions
 from scalelab.search.record import SCHEMA
 from scalelab.search.storage import display_url
 from scalelab.units import si
@@ -91,14 +92,21 @@ def _resume_when_created(storage: RDBStorage, name: str, config: StudyConfig,
 
 def _grow(study: optuna.Study, config: StudyConfig, device: torch.device) -> None:
     """Append to the stored plan the networks that ``config`` plans and it lacks. Planned networks keep
-    their index (their trials point at it); a new point that rounds to a planned network joins its aliases.
-    The plan is written before the settings, so a command killed in between grows nothing twice."""
+    their index (their trials point at it); a new point that rounds to a planned network joins its aliases;
+    the stored facts stay (the parameter choices the trials were recorded with). The plan is written
+    before the settings, so a command killed in between grows nothing twice."""
     stored = read_plan(study)
     classes = load_dataset(config.dataset, config.data_dir).classes
     wanted = config.study_kind.plan(config, len(classes), device)
-    networks = dedupe([*stored.networks, *wanted.networks])
-    study.set_user_attr("plan", Plan(stored.base, stored.base_flops, networks, wanted.facts).to_dict())
-    added = networks[len(stored.networks):]
+    grown = Plan(stored.base, stored.base_flops, dedupe([*stored.networks, *wanted.networks]), stored.facts)
+    before, after = distributions(config.study_kind, stored), distributions(config.study_kind, grown)
+    for key, dist in before.items():
+        if isinstance(dist, CategoricalDistribution) and dist != after[key]:
+            raise SearchError(f"study '{study.study_name}' records its {key} as one of {', '.join(dist.choices)} "
+                              "(it was made before studies could grow in that), so it cannot add networks of "
+                              f"another {key}; add networks of those, or choose a new --study name")
+    study.set_user_attr("plan", grown.to_dict())
+    added = grown.networks[len(stored.networks):]
     said = ", ".join(f"{n.spec.name} ({si(n.cost.flops, 'multiply-adds')})" for n in added) or "none new"
     print(f"[{study.study_name}] grown: {len(added)} network(s) added to the plan ({said}); the "
           f"{len(stored.networks)} planned before keep their trials", file=sys.stderr, flush=True)

@@ -54,9 +54,6 @@ class EnumeratedKind:
     replicable: ClassVar[bool] = True
     settles: ClassVar[bool] = False
     growable: ClassVar[tuple[str, ...]] = ()
-    categories: ClassVar[dict[str, tuple[str, ...]]] = {}
-    """Every value a named parameter can take, for kinds whose studies grow: Optuna refuses a categorical
-    parameter whose choices change within a study, so they are all listed from the start."""
 
     def params(self, planned: Planned) -> dict[str, float | str]:
         """The Optuna parameters that place ``planned`` in the study."""
@@ -145,6 +142,12 @@ def best_network(records: list[TrialRecord], score: Callable[[TrialRecord], floa
     return ranked[0]
 
 
+CHOICES = "choices"
+"""Key of ``Plan.facts`` listing every value a named parameter may take, for kinds whose studies grow:
+Optuna refuses a categorical parameter whose choices change within a study, so a growing study's are
+fixed when it is created (plans without it list the planned names)."""
+
+
 def distributions(kind: EnumeratedKind, plan: Plan) -> dict[str, BaseDistribution]:
     """One distribution per parameter, spanning the planned values (numbers) or listing them (names), so
     that Optuna's importance, slice and parallel-coordinate tools see the real search space."""
@@ -155,7 +158,7 @@ def distributions(kind: EnumeratedKind, plan: Plan) -> dict[str, BaseDistributio
     out: dict[str, BaseDistribution] = {}
     for key, vals in values.items():
         if all(isinstance(v, str) for v in vals):
-            out[key] = CategoricalDistribution(sorted(set(kind.categories.get(key, vals))))
+            out[key] = CategoricalDistribution(sorted(set(plan.facts.get(CHOICES, {}).get(key, vals))))
         else:
             out[key] = FloatDistribution(float(min(vals)), float(max(vals)))
     return out

@@ -17,7 +17,7 @@ from scalelab.cost_cache import cached_cost
 from scalelab.errors import SearchError
 from scalelab.search.kinds import Plan, Planned, register
 from scalelab.search.kinds.coefficients import SEED_COEFFICIENTS, check_coefficients, compound_point, measured
-from scalelab.search.kinds.enumerated import EnumeratedKind, dedupe, not_needed_line
+from scalelab.search.kinds.enumerated import CHOICES, EnumeratedKind, dedupe, not_needed_line
 from scalelab.search.record import Status, TrialRecord
 
 if TYPE_CHECKING:
@@ -84,7 +84,6 @@ class Sweep(EnumeratedKind):
     report_sections = ("scaling", "compound", "curves", "architecture", "models")
     settles = True
     growable = ("multiples", "dimensions", "add")
-    categories = {"dimension": (BASE, *DIMENSIONS)}
 
     def plan(self, config: StudyConfig, num_classes: int, device: torch.device) -> Plan:
         s: SweepSettings = config.search
@@ -108,7 +107,7 @@ class Sweep(EnumeratedKind):
             else:
                 networks += [scaled(dim, k) for dim in s.dimensions]
         networks += [scaled(dim, k) for dim, k in s.added()]
-        return Plan(base, base_flops, dedupe(networks))
+        return Plan(base, base_flops, dedupe(networks), {CHOICES: {"dimension": [BASE, *DIMENSIONS]}})
 
     def params(self, planned: Planned) -> dict[str, float | str]:
         return {"dimension": planned.point.dimension or BASE, "multiple": planned.point.multiple}
