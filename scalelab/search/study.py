@@ -192,7 +192,8 @@ def _check_same(name: str, attrs: dict, config: StudyConfig, storage: RDBStorage
         return False
     changed = _diff(stored, wanted)
     growable = {f"search.{k}" for k in config.study_kind.growable}
-    if all(k in growable and isinstance(a, list) and isinstance(b, list) and set(a) <= set(b) for k, a, b in changed):
+    if all(k in growable and isinstance(a, list) and isinstance(b, list) and set(a) <= set(b)
+           for k, a, b in changed):
         return True
     diffs = [f"{k}: {a!r} -> {b!r}" for k, a, b in changed]
     may_grow = (f" (its {', '.join(config.study_kind.growable)} may be extended: they add networks)"
