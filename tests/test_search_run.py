@@ -3,7 +3,10 @@ Pareto, caps, pruning), sweep; resuming, and a trial interrupted by Ctrl-C."""
 
 import dataclasses
 import json
+import re
+from types import SimpleNamespace
 
+import numpy as np
 import optuna
 import pytest
 import torch
@@ -15,6 +18,7 @@ from scalelab.data import load_dataset, split_validation
 from scalelab.errors import SearchError
 from scalelab.search import Status, build, get_kind, read_record, run_study
 from scalelab.search.kinds.enumerated import POINT_ATTR
+from scalelab.search.kinds.sweep import nearer_line, scaled_network
 from scalelab.search.record import SCHEMA, dashboard_attrs, study_records
 from scalelab.search.storage import open_storage, storage_url
 from scalelab.search.study import create_or_resume, point_of, read_config, read_plan
@@ -306,6 +310,24 @@ def test_a_sweep_grown_on_resume_trains_only_its_new_networks_and_keeps_the_old(
     shrunk, _ = build({**settings, "search": {"multiples": [1, 2], "dimensions": ["resolution"]}})
     with pytest.raises(SearchError, match=r"search.dimensions: \['width', 'resolution'\] -> \['resolution'\].*may be extended"):
         run_study(shrunk, options)
+
+
+def test_an_open_verdict_between_two_networks_names_the_add_that_lands_nearest_or_says_none_does(tiny_study):
+    config, _ = build({**tiny_study, "kind": "sweep", "search": {"multiples": [1, 2, 4], "dimensions": ["compound"]}})
+    plan = config.study_kind.plan(config, 10, torch.device("cpu"))
+    two, four = (n.cost.flops for n in plan.networks[1:])
+
+    def row(target):
+        return SimpleNamespace(bracketed="compound", flops_ref=target)
+
+    middle = (two + four) / 2
+    line = nearer_line(config, plan, row(middle))
+    k = float(re.search(r"--add compound:([\d.]+) lands", line).group(1))
+    landed = scaled_network(config, plan.base, plan.base_flops, "compound", k).cost.flops
+    assert 2 < k < 4 and abs(landed - middle) < (four - two) / 2
+    assert all(abs(scaled_network(config, plan.base, plan.base_flops, "compound", j).cost.flops - middle)
+               >= abs(landed - middle) for j in np.arange(2.05, 4, 0.05))  # none of the others lands nearer
+    assert "none between compound 2x and 4x lands nearer" in nearer_line(config, plan, row(two + 1))
 
 
 def test_a_sweep_made_before_sweeps_grew_adds_networks_of_its_dimensions_only(tiny_study, monkeypatch):

@@ -7,8 +7,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import optuna
 import torch
 
@@ -19,9 +20,12 @@ from scalelab.search.kinds import Plan, Planned, register
 from scalelab.search.kinds.coefficients import SEED_COEFFICIENTS, check_coefficients, compound_point, measured
 from scalelab.search.kinds.enumerated import CHOICES, EnumeratedKind, dedupe, not_needed_line
 from scalelab.search.record import Status, TrialRecord
+from scalelab.units import si
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from scalelab.arch.spec import NetworkSpec
 
     from scalelab.search.config import StudyConfig
     from scalelab.search.summary import NetworkResult, Summary
@@ -89,24 +93,13 @@ class Sweep(EnumeratedKind):
         s: SweepSettings = config.search
         base = config.base.resolve(num_classes)
         base_flops = cached_cost(base).flops
-        layers = config.base.layer_rounding
-
-        def scaled(dim: str, k: float) -> Planned:
-            name = f"{base.name}-{dim}{k:g}x"
-            if dim == "compound":
-                phi = phi_for(k, s.alpha, s.beta, s.gamma)
-                return compound_point(base, base_flops, s.alpha, s.beta, s.gamma, phi, name, k, layers=layers)
-            scale = single_scale(dim, k)
-            return measured(apply(base, scale, name=name, layers=layers), base_flops, scale=scale, dimension=dim,
-                            multiple=k)
-
         networks: list[Planned] = []
         for k in s.multiples:
             if k == 1:
                 networks.append(measured(base, base_flops, scale=Scale(), multiple=1.0))
             else:
-                networks += [scaled(dim, k) for dim in s.dimensions]
-        networks += [scaled(dim, k) for dim, k in s.added()]
+                networks += [scaled_network(config, base, base_flops, dim, k) for dim in s.dimensions]
+        networks += [scaled_network(config, base, base_flops, dim, k) for dim, k in s.added()]
         return Plan(base, base_flops, dedupe(networks), {CHOICES: {"dimension": [BASE, *DIMENSIONS]}})
 
     def params(self, planned: Planned) -> dict[str, float | str]:
@@ -120,6 +113,8 @@ class Sweep(EnumeratedKind):
         summary = super().summary(study, config, plan, records, out_dir, out)
         verdicts = _verdicts(records, config)
         summary.lines += [verdict_line(c) for c in verdicts.itertuples(index=False)]
+        summary.lines += [nearer_line(config, plan, c) for c in verdicts.itertuples(index=False)
+                          if c.answered and c.variance == "bracket" and c.verdict == "none" and not c.identical]
         settled = not_needed_line(study, config)
         if settled is not None:
             summary.lines.append(settled[0])
@@ -149,6 +144,44 @@ class Sweep(EnumeratedKind):
         compound = [n for n in ranked if n.first.point.dimension == "compound"]
         single = [n for n in ranked if n.first.point.dimension not in (None, "compound")]
         return [single[0], compound[0]] if compound and single else ranked[:2]
+
+
+def scaled_network(config: StudyConfig, base: NetworkSpec, base_flops: int, dim: str, k: float) -> Planned:
+    """The sweep's network of dimension ``dim`` at FLOPs multiple ``k``, rounded as the study rounds layers."""
+    s: SweepSettings = config.search
+    name, layers = f"{base.name}-{dim}{k:g}x", config.base.layer_rounding
+    if dim == "compound":
+        phi = phi_for(k, s.alpha, s.beta, s.gamma)
+        return compound_point(base, base_flops, s.alpha, s.beta, s.gamma, phi, name, k, layers=layers)
+    scale = single_scale(dim, k)
+    return measured(apply(base, scale, name=name, layers=layers), base_flops, scale=scale, dimension=dim, multiple=k)
+
+
+NEARER_STEP = 0.05
+"""Step of the FLOPs multiples :func:`nearer_line` tries between two bracketing networks."""
+
+
+def nearer_line(config: StudyConfig, plan: Plan, c: Any) -> str:
+    """For an open verdict read between two networks of one dimension: the ``--add`` that would place a network
+    of that dimension nearest the comparison's FLOPs, or that none lands nearer than the two under the study's
+    rounding (then only more seeds narrow it). Plans candidates only; nothing is trained."""
+    dim, target = c.bracketed, c.flops_ref
+    own = [n for n in plan.networks if n.point.dimension in (dim, None)]
+    below = max((n for n in own if n.cost.flops <= target), key=lambda n: n.cost.flops, default=None)
+    above = min((n for n in own if n.cost.flops >= target), key=lambda n: n.cost.flops, default=None)
+    where = f"A {dim} network nearer {si(target, 'multiply-adds')}"
+    if below is None or above is None:  # not a bracket of this plan's networks
+        return f"{where}: resume the sweep with --add {dim}:K; `scalelab plan` shows where each K lands."
+    k_lo, k_hi = below.point.multiple or 1.0, above.point.multiple or 1.0
+    gap = min(target - below.cost.flops, above.cost.flops - target)
+    candidates = [scaled_network(config, plan.base, plan.base_flops, dim, float(k))
+                  for k in np.round(np.arange(k_lo + NEARER_STEP, k_hi, NEARER_STEP), 4)]
+    best = min(candidates, key=lambda n: abs(n.cost.flops - target), default=None)
+    if best is None or abs(best.cost.flops - target) >= gap:
+        return (f"{where}: none between {dim} {k_lo:g}x and {k_hi:g}x lands nearer than those two under this "
+                f"rounding (tried every {NEARER_STEP:g}x); more seeds are what narrows this interval.")
+    return (f"{where}: --add {dim}:{best.point.multiple:g} lands at {si(best.cost.flops, 'multiply-adds')} "
+            f"(resume the sweep with it).")
 
 
 def _verdicts(records: list[TrialRecord], config: StudyConfig) -> pd.DataFrame:
