@@ -4,6 +4,7 @@ Pareto, caps, pruning), sweep; resuming, and a trial interrupted by Ctrl-C."""
 import dataclasses
 import json
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -328,6 +329,30 @@ def test_an_open_verdict_between_two_networks_names_the_add_that_lands_nearest_o
     assert all(abs(scaled_network(config, plan.base, plan.base_flops, "compound", j).cost.flops - middle)
                >= abs(landed - middle) for j in np.arange(2.05, 4, 0.05))  # none of the others lands nearer
     assert "none between compound 2x and 4x lands nearer" in nearer_line(config, plan, row(two + 1))
+
+
+def test_a_sweep_summary_says_where_to_add_for_an_open_verdict_in_text_and_json(tiny_study, monkeypatch):
+    from scalelab.search.kinds import sweep
+
+    settings = {**tiny_study, "kind": "sweep", "study": "s", "search": {"multiples": [1, 2, 4],
+                                                                        "dimensions": ["width", "compound"]}}
+    config, options = build(settings)
+    run_study(config, options)
+    study = _study(options)
+    plan = read_plan(study)
+    compound = sorted(n.cost.flops for n in plan.networks if n.point.dimension == "compound")
+    real = sweep._verdicts
+
+    def open_between_compounds(records, config):  # as if width's 4x network sat between compound's two
+        table = real(records, config)
+        return table.assign(answered=True, variance="bracket", verdict="none", identical=False,
+                            bracketed="compound", flops_ref=sum(compound) / 2)
+
+    monkeypatch.setattr(sweep, "_verdicts", open_between_compounds)
+    summary = config.study_kind.summary(study, config, plan, study_records(study), Path(options.run_dir), None)
+    line = nearer_line(config, plan, SimpleNamespace(bracketed="compound", flops_ref=sum(compound) / 2))
+    assert line.startswith("A compound network nearer ")
+    assert line in summary.lines and summary.data["compound_vs_single"][0]["nearer"] == line
 
 
 def test_a_sweep_made_before_sweeps_grew_adds_networks_of_its_dimensions_only(tiny_study, monkeypatch):

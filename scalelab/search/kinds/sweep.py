@@ -111,17 +111,17 @@ class Sweep(EnumeratedKind):
         from scalelab.analysis.compare import verdict_line
 
         summary = super().summary(study, config, plan, records, out_dir, out)
-        verdicts = _verdicts(records, config)
-        summary.lines += [verdict_line(c) for c in verdicts.itertuples(index=False)]
-        summary.lines += [nearer_line(config, plan, c) for c in verdicts.itertuples(index=False)
-                          if c.answered and c.variance == "bracket" and c.verdict == "none" and not c.identical]
+        verdicts = list(_verdicts(records, config).itertuples(index=False))
+        nearer = {c.dimension: nearer_line(config, plan, c) for c in verdicts
+                  if c.answered and c.variance == "bracket" and c.verdict == "none" and not c.identical}
+        summary.lines += [verdict_line(c) for c in verdicts] + list(nearer.values())
         settled = not_needed_line(study, config)
         if settled is not None:
             summary.lines.append(settled[0])
         summary.data["compound_vs_single"] = [
-            {k: getattr(c, k) for k in ("dimension", "verdict", "diff", "lower", "upper", "level", "flops_ref",
-                                        "variance", "networks", "seeds")}
-            for c in verdicts.itertuples(index=False) if c.answered]
+            {**{k: getattr(c, k) for k in ("dimension", "verdict", "diff", "lower", "upper", "level", "flops_ref",
+                                           "variance", "networks", "seeds")}, "nearer": nearer.get(c.dimension)}
+            for c in verdicts if c.answered]
         return summary
 
     def settled(self, config: StudyConfig, plan: Plan, records: list[TrialRecord]) -> str | None:
