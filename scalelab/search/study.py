@@ -51,7 +51,8 @@ def create_or_resume(storage: RDBStorage, name: str, config: StudyConfig, device
         study = optuna.load_study(study_name=name, storage=storage)
         if grows:
             _grow(study, config, device)
-        study.set_user_attr("settings", config.to_dict())  # the trial count or heartbeat may change
+        else:
+            study.set_user_attr("settings", config.to_dict())  # the trial count or heartbeat may change
     else:
         kind = config.study_kind
         classes = load_dataset(config.dataset, config.data_dir).classes
@@ -85,19 +86,18 @@ def _resume_when_created(storage: RDBStorage, name: str, config: StudyConfig,
     study = optuna.load_study(study_name=name, storage=storage)
     if grows:
         _grow(study, config, device)
-        study.set_user_attr("settings", config.to_dict())
     ensure_queued(study, config)
     return study
 
 
 def _grow(study: optuna.Study, config: StudyConfig, device: torch.device) -> None:
-    """Append to the stored plan the networks that ``config`` plans and it lacks. Planned networks keep
-    their index (their trials point at it); a new point that rounds to a planned network joins its aliases;
-    the stored facts stay (the parameter choices the trials were recorded with). The plan is written
-    before the settings, so a command killed in between grows nothing twice."""
+    """Append to the stored plan the networks that ``config`` plans and it lacks, then store ``config``.
+    Planned networks keep their index (their trials point at it); a new point that rounds to a planned network
+    joins its aliases; the stored facts stay (the parameter choices the trials were recorded with). The plan
+    is written before the settings, so a command killed in between grows nothing twice. Growable kinds plan
+    from a base network, whose class count the stored plan holds (no need to load the dataset)."""
     stored = read_plan(study)
-    classes = load_dataset(config.dataset, config.data_dir).classes
-    wanted = config.study_kind.plan(config, len(classes), device)
+    wanted = config.study_kind.plan(config, stored.base.num_classes, device)
     grown = Plan(stored.base, stored.base_flops, dedupe([*stored.networks, *wanted.networks]), stored.facts)
     before, after = distributions(config.study_kind, stored), distributions(config.study_kind, grown)
     for key, dist in before.items():
@@ -108,6 +108,7 @@ def _grow(study: optuna.Study, config: StudyConfig, device: torch.device) -> Non
     study.set_user_attr("plan", grown.to_dict())
     added = grown.networks[len(stored.networks):]
     said = ", ".join(f"{n.spec.name} ({si(n.cost.flops, 'multiply-adds')})" for n in added) or "none new"
+    study.set_user_attr("settings", config.to_dict())
     print(f"[{study.study_name}] grown: {len(added)} network(s) added to the plan ({said}); the "
           f"{len(stored.networks)} planned before keep their trials", file=sys.stderr, flush=True)
 
